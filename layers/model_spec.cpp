@@ -1,0 +1,75 @@
+// Shape inference, parameter and FLOP totals, and stage-boundary analysis of a ModelSpec.
+#include "layers/model_spec.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "runtime/error.hpp"
+
+namespace baton::layers {
+
+ModelShapes infer_shapes(const ModelSpec& model, int64_t batch) {
+  ModelShapes shapes;
+  Dims images{batch};
+  images.insert(images.end(), model.input.begin(), model.input.end());
+  for (size_t i = 0; i < model.nodes.size(); ++i) {
+    const Node& node = model.nodes[i];
+    std::vector<Dims> inputs;
+    for (int source : node.inputs) {
+      BATON_CHECK(source >= kImages && source < static_cast<int>(i),
+                  "node '" << node.name << "' of model '" << model.name << "' reads node " << source
+                           << ", which does not come before it");
+      inputs.push_back(source == kImages ? images : shapes.outputs[source]);
+    }
+    try {
+      shapes.outputs.push_back(infer_output_dims(node.layer, inputs));
+    } catch (const Error& e) {
+      throw Error("model '" + model.name + "' does not fit " + to_string(model.input) + " inputs: at layer '" +
+                      node.name + "', " + e.message(),
+                  __FILE__, __LINE__);
+    }
+    shapes.inputs.push_back(std::move(inputs));
+  }
+  return shapes;
+}
+
+int64_t count_params(const ModelSpec& model) {
+  ModelShapes shapes = infer_shapes(model, 1);
+  int64_t total = 0;
+  for (size_t i = 0; i < model.nodes.size(); ++i) total += param_count(model.nodes[i].layer, shapes.inputs[i]);
+  return total;
+}
+
+double training_flops_per_image(const ModelSpec& model) {
+  ModelShapes shapes = infer_shapes(model, 1);
+  double total = 0;
+  for (size_t i = 0; i < model.nodes.size(); ++i) {
+    PassFlops flops = pass_flops(model.nodes[i].layer, shapes.inputs[i]);
+    bool reads_images_only = std::all_of(model.nodes[i].inputs.begin(), model.nodes[i].inputs.end(),
+                                         [](int source) { return source == kImages; });
+    total += flops.forward + flops.backward_weights + (reads_images_only ? 0.0 : flops.backward_data);
+  }
+  return total;
+}
+
+std::vector<int> values_leaving(const ModelSpec& model, int first, int last) {
+  std::set<int> leaving;
+  for (int i = last; i < static_cast<int>(model.nodes.size()); ++i) {
+    for (int source : model.nodes[i].inputs) {
+      if (source >= first && source < last) leaving.insert(source);
+    }
+  }
+  return {leaving.begin(), leaving.end()};
+}
+
+std::vector<int> values_entering(const ModelSpec& model, int first, int last) {
+  std::set<int> entering;
+  for (int i = first; i < last; ++i) {
+    for (int source : model.nodes[i].inputs) {
+      if (source < first) entering.insert(source);
+    }
+  }
+  return {entering.begin(), entering.end()};
+}
+
+}  // namespace baton::layers

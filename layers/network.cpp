@@ -1,0 +1,351 @@
+// Implementation of Network: value/edge bookkeeping, per-slot buffers with gradient aliasing
+// where a single plain hand-over suffices, and the three passes over the range's nodes.
+#include "layers/network.hpp"
+
+#include <algorithm>
+
+#include "runtime/error.hpp"
+#include "runtime/rng.hpp"
+
+namespace baton::layers {
+
+// A tensor that nodes read: an entering boundary value or a local node's output.
+struct Network::Value {
+  int producer = kImages;  // model node index, or kImages
+  TensorSpec spec;         // as stored: the producer's output layout; plain when it enters
+  std::vector<std::pair<int, int>> consumers;  // (local node, input index)
+  int leaving = -1;                            // index into leaving_, -1 if it stays
+  bool needs_grad = false;
+  // The gradient is the sum of these terms: consumers' input gradients and the incoming one.
+  struct Term {
+    int node = -1, input = -1;  // an edge gradient (node, input), or node == -1: incoming boundary gradient
+    std::unique_ptr<Conversion> add;
+  };
+  std::vector<Term> grad_terms;
+  bool grad_aliases_term = false;  // one term in the value's own layout: used in place
+  std::unique_ptr<Conversion> to_plain;  // leaving values stored in a blocked layout
+};
+
+struct Network::LocalNode {
+  int index = 0;
+  std::string name;
+  std::unique_ptr<Layer> layer;
+  LayerIO io;
+  std::vector<int> inputs;                              // value ids
+  std::vector<std::unique_ptr<Conversion>> to_wanted;   // per input; null when layouts agree
+  std::vector<bool> grad_is_output_grad;                // per input: its gradient is the output's, in place
+  int64_t param_offset = 0, param_count = 0, state_offset = 0, state_count = 0;
+  uint64_t random_key = 0;
+};
+
+struct Network::Slot {
+  std::vector<Tensor> values;                   // by value id
+  std::vector<std::vector<Tensor>> staged;      // [node][input] converted to the wanted layout
+  std::vector<Tensor> outputs;                  // leaving values, plain
+  std::vector<Tensor> value_grads;              // by value id
+  std::vector<std::vector<Tensor>> edge_grads;  // [node][input] in the node's input layout
+  std::vector<Tensor> output_grads;             // incoming gradients of leaving values, plain
+  std::vector<int32_t> labels;
+};
+
+namespace {
+Dims with_batch(int64_t batch, const Dims& sample_dims) {
+  Dims dims{batch};
+  dims.insert(dims.end(), sample_dims.begin(), sample_dims.end());
+  return dims;
+}
+}  // namespace
+
+Network::Network(const ModelSpec& model, int first, int last, const NetworkOptions& options)
+    : first_(first), last_(last), options_(options) {
+  BATON_CHECK(first >= 0 && first < last && last <= int(model.nodes.size()),
+              "node range [" << first << ", " << last << ") is not inside model '" << model.name << "' with "
+                             << model.nodes.size() << " nodes");
+  BATON_CHECK(options.batch >= 1 && options.slots >= 1, "a network needs a batch and at least one slot");
+  has_loss_ = last == int(model.nodes.size());
+  build_values(model);
+  setup_nodes(model);
+  init_buffers(model);
+  plan_gradients();
+  slots_.resize(options.slots);
+  for (Slot& slot : slots_) {
+    allocate_slot(slot);
+    bind_gradients(slot);
+  }
+}
+
+Network::~Network() = default;
+
+void Network::build_values(const ModelSpec& model) {
+  entering_ = values_entering(model, first_, last_);
+  leaving_ = values_leaving(model, first_, last_);
+  ModelShapes shapes = infer_shapes(model, options_.batch);
+  for (int producer : entering_) {
+    Value value;
+    value.producer = producer;
+    value.spec = TensorSpec{producer == kImages ? with_batch(options_.batch, model.input) : shapes.outputs[producer], nullptr};
+    value.needs_grad = producer != kImages;
+    values_.push_back(std::move(value));
+  }
+  for (int i = first_; i < last_; ++i) {
+    Value value;
+    value.producer = i;
+    value.needs_grad = true;
+    auto it = std::find(leaving_.begin(), leaving_.end(), i);
+    if (it != leaving_.end()) value.leaving = int(it - leaving_.begin());
+    values_.push_back(std::move(value));
+  }
+}
+
+void Network::setup_nodes(const ModelSpec& model) {
+  ModelShapes shapes = infer_shapes(model, options_.batch);
+  for (int i = first_; i < last_; ++i) {
+    const Node& spec = model.nodes[i];
+    LocalNode node;
+    node.index = i;
+    node.name = spec.name;
+    node.layer = make_layer(spec.layer, options_.backend);
+    std::vector<TensorSpec> given;
+    for (size_t k = 0; k < spec.inputs.size(); ++k) {
+      int source = spec.inputs[k];
+      int value = source >= first_ ? value_of_node(source - first_)
+                                   : int(std::find(entering_.begin(), entering_.end(), source) - entering_.begin());
+      node.inputs.push_back(value);
+      values_[value].consumers.emplace_back(int(nodes_.size()), int(k));
+      given.push_back(values_[value].spec);
+    }
+    node.io = node.layer->setup(given, options_.slots);
+    for (size_t k = 0; k < given.size(); ++k) {
+      node.to_wanted.push_back(same_layout(given[k], node.io.inputs[k])
+                                   ? nullptr
+                                   : make_conversion(given[k], node.io.inputs[k], false, options_.backend));
+    }
+    node.param_offset = param_count_;
+    node.param_count = layers::param_count(spec.layer, shapes.inputs[i]);
+    node.state_offset = state_count_;
+    node.state_count = state_count(spec.layer, shapes.inputs[i]);
+    param_count_ += node.param_count;
+    state_count_ += node.state_count;
+    if (node.param_count > 0) param_ranges_.push_back({i, node.name, node.param_offset, node.param_count});
+    node.random_key = mix_keys(options_.seed, uint64_t(i));
+    Value& out = values_[value_of_node(int(nodes_.size()))];
+    out.spec = node.io.output;
+    if (out.leaving >= 0 && !out.spec.plain())
+      out.to_plain = make_conversion(out.spec, TensorSpec{out.spec.dims, nullptr}, false, options_.backend);
+    nodes_.push_back(std::move(node));
+  }
+}
+
+void Network::init_buffers(const ModelSpec& model) {
+  ModelShapes shapes = infer_shapes(model, 1);
+  weights_ = Tensor(TensorSpec{{std::max<int64_t>(param_count_, 1)}, nullptr});
+  grads_ = Tensor(TensorSpec{{std::max<int64_t>(param_count_, 1)}, nullptr});
+  state_ = Tensor(TensorSpec{{std::max<int64_t>(state_count_, 1)}, nullptr});
+  for (const LocalNode& node : nodes_) {
+    const LayerSpec& layer = model.nodes[node.index].layer;
+    const std::vector<Dims>& inputs = shapes.inputs[node.index];
+    float* params = weights_.data() + node.param_offset;
+    std::vector<ParamSpec> specs = param_specs(layer, inputs);
+    for (size_t p = 0; p < specs.size(); ++p) {
+      init_param(specs[p], mix_keys(options_.seed, uint64_t(node.index) * 64 + p), params);
+      params += element_count(specs[p].dims);
+    }
+    init_state(layer, inputs, state_.data() + node.state_offset);
+  }
+}
+
+void Network::allocate_slot(Slot& slot) {
+  auto own = [&](const TensorSpec& spec) {
+    activation_bytes_ += spec.bytes();
+    return Tensor(spec);
+  };
+  for (const Value& value : values_) slot.values.push_back(own(value.spec));
+  for (const LocalNode& node : nodes_) {
+    std::vector<Tensor> staged;
+    for (size_t k = 0; k < node.inputs.size(); ++k)
+      staged.push_back(node.to_wanted[k] ? own(node.io.inputs[k]) : Tensor());
+    slot.staged.push_back(std::move(staged));
+  }
+  slot.outputs.resize(leaving_.size());
+  slot.output_grads.resize(leaving_.size());
+  for (const Value& value : values_) {
+    if (value.leaving < 0) continue;
+    TensorSpec plain{value.spec.dims, nullptr};
+    const Tensor& stored = slot.values[&value - values_.data()];
+    slot.outputs[value.leaving] = value.to_plain ? own(plain) : Tensor(plain, const_cast<float*>(stored.data()));
+    slot.output_grads[value.leaving] = own(plain);
+  }
+  if (has_loss_) slot.labels.assign(size_t(options_.batch), 0);
+}
+
+// Decides once, per value, which terms its gradient sums and whether a single term in the
+// value's own layout can be used in place; and, per edge, whether it is the output's gradient.
+void Network::plan_gradients() {
+  auto term_spec = [&](const Value& value, const Value::Term& t) {
+    return t.node < 0 ? TensorSpec{value.spec.dims, nullptr} : nodes_[t.node].io.inputs[t.input];
+  };
+  for (Value& value : values_) {
+    if (!value.needs_grad) continue;
+    for (auto [node, input] : value.consumers) value.grad_terms.push_back({node, input, nullptr});
+    if (value.leaving >= 0) value.grad_terms.push_back({-1, -1, nullptr});
+    value.grad_aliases_term =
+        value.grad_terms.size() == 1 && same_layout(term_spec(value, value.grad_terms[0]), value.spec);
+    if (value.grad_aliases_term) continue;
+    for (size_t k = 0; k < value.grad_terms.size(); ++k)
+      value.grad_terms[k].add = make_conversion(term_spec(value, value.grad_terms[k]), value.spec, k > 0, options_.backend);
+  }
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    LocalNode& node = nodes_[n];
+    bool output_has_grad = !values_[value_of_node(int(n))].grad_terms.empty();
+    for (const TensorSpec& input : node.io.inputs)
+      node.grad_is_output_grad.push_back(node.io.grad_is_identity && output_has_grad && same_layout(input, node.io.output));
+  }
+}
+
+// Gives a slot its gradient buffers, walking backwards so that every buffer used in place is
+// settled before another tensor views it.
+void Network::bind_gradients(Slot& slot) {
+  slot.value_grads.resize(values_.size());
+  slot.edge_grads.resize(nodes_.size());
+  auto bind_value = [&](int id) {
+    const Value& value = values_[id];
+    if (value.grad_terms.empty()) return;
+    if (!value.grad_aliases_term) {
+      slot.value_grads[id] = Tensor(value.spec);
+      activation_bytes_ += value.spec.bytes();
+      return;
+    }
+    const Value::Term& only = value.grad_terms[0];
+    Tensor& term = only.node < 0 ? slot.output_grads[value.leaving] : slot.edge_grads[only.node][only.input];
+    slot.value_grads[id] = Tensor(value.spec, term.data());
+  };
+  for (int n = int(nodes_.size()) - 1; n >= 0; --n) {
+    bind_value(value_of_node(n));
+    const LocalNode& node = nodes_[n];
+    std::vector<Tensor>& edges = slot.edge_grads[n];
+    edges.resize(node.inputs.size());
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      if (!values_[node.inputs[k]].needs_grad) continue;
+      if (node.grad_is_output_grad[k]) {
+        edges[k] = Tensor(node.io.inputs[k], slot.value_grads[value_of_node(n)].data());
+      } else {
+        edges[k] = Tensor(node.io.inputs[k]);
+        activation_bytes_ += node.io.inputs[k].bytes();
+      }
+    }
+  }
+  for (size_t e = 0; e < entering_.size(); ++e) bind_value(int(e));
+}
+
+Tensor& Network::input(int slot, size_t i) { return slots_.at(slot).values.at(i); }
+const Tensor& Network::input_grad(int slot, size_t i) const { return slots_.at(slot).value_grads.at(i); }
+const Tensor& Network::output(int slot, size_t i) const { return slots_.at(slot).outputs.at(i); }
+Tensor& Network::output_grad(int slot, size_t i) { return slots_.at(slot).output_grads.at(i); }
+int32_t* Network::labels(int slot) { return slots_.at(slot).labels.data(); }
+
+std::vector<const Tensor*> Network::node_inputs(Slot& slot, const LocalNode& node) {
+  std::vector<const Tensor*> inputs;
+  size_t n = &node - nodes_.data();
+  for (size_t k = 0; k < node.inputs.size(); ++k)
+    inputs.push_back(node.to_wanted[k] ? &slot.staged[n][k] : &slot.values[node.inputs[k]]);
+  return inputs;
+}
+
+void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsView weights) {
+  Slot& slot = slots_.at(slot_index);
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    LocalNode& node = nodes_[n];
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      if (node.to_wanted[k]) node.to_wanted[k]->run(slot.values[node.inputs[k]], slot.staged[n][k]);
+    }
+    std::vector<const Tensor*> inputs = node_inputs(slot, node);
+    ForwardArgs args{inputs,
+                     &slot.values[value_of_node(int(n))],
+                     slot_index,
+                     phase,
+                     ParamsView{weights.data + node.param_offset, weights.version},
+                     node.state_count ? state_.data() + node.state_offset : nullptr,
+                     mix_keys(node.random_key, microbatch),
+                     slot.labels.data()};
+    node.layer->forward(args);
+  }
+  for (const Value& value : values_) {
+    if (value.to_plain) value.to_plain->run(slot.values[&value - values_.data()], slot.outputs[value.leaving]);
+  }
+}
+
+void Network::finish_gradient(Slot& slot, int id) {
+  const Value& value = values_[id];
+  if (value.grad_aliases_term) return;
+  for (const Value::Term& term : value.grad_terms) {
+    const Tensor& source = term.node < 0 ? slot.output_grads[value.leaving] : slot.edge_grads[term.node][term.input];
+    term.add->run(source, slot.value_grads[id]);
+  }
+}
+
+void Network::backward_data(int slot_index, ParamsView weights, float loss_scale) {
+  Slot& slot = slots_.at(slot_index);
+  for (int n = int(nodes_.size()) - 1; n >= 0; --n) {
+    LocalNode& node = nodes_[n];
+    int value = value_of_node(n);
+    finish_gradient(slot, value);
+    if (std::all_of(node.grad_is_output_grad.begin(), node.grad_is_output_grad.end(), [](bool b) { return b; }))
+      continue;  // an identity gradient already in place (residual add)
+    std::vector<Tensor*> grads;
+    for (Tensor& edge : slot.edge_grads[n]) grads.push_back(edge.empty() ? nullptr : &edge);
+    std::vector<const Tensor*> inputs = node_inputs(slot, node);
+    const Tensor& grad_output = slot.value_grads[value];
+    BackwardArgs args{inputs,    &slot.values[value], grad_output.empty() ? nullptr : &grad_output,
+                      grads,     slot_index,          ParamsView{weights.data + node.param_offset, weights.version},
+                      nullptr,   loss_scale,          slot.labels.data()};
+    node.layer->backward_data(args);
+  }
+  for (size_t e = 0; e < entering_.size(); ++e) {
+    if (values_[e].needs_grad) finish_gradient(slot, int(e));
+  }
+}
+
+void Network::backward_weights(int slot_index, float* grads) {
+  Slot& slot = slots_.at(slot_index);
+  for (int n = int(nodes_.size()) - 1; n >= 0; --n) {
+    LocalNode& node = nodes_[n];
+    if (node.param_count == 0) continue;
+    std::vector<const Tensor*> inputs = node_inputs(slot, node);
+    int value = value_of_node(n);
+    BackwardArgs args{inputs,  &slot.values[value], &slot.value_grads[value], {}, slot_index, ParamsView{},
+                      grads + node.param_offset, 0.0f, slot.labels.data()};
+    node.layer->backward_weights(args);
+  }
+}
+
+const Tensor& Network::loss_logits(int slot) const {
+  BATON_CHECK(has_loss_, "this stage does not end in the loss, so it has no loss or accuracy to report");
+  const LocalNode& loss = nodes_.back();
+  size_t n = nodes_.size() - 1;
+  const Slot& s = slots_.at(slot);
+  return loss.to_wanted[0] ? s.staged[n][0] : s.values[loss.inputs[0]];
+}
+
+double Network::loss_sum(int slot, int64_t count) const {
+  loss_logits(slot);
+  const float* losses = slots_.at(slot).values[value_of_node(int(nodes_.size()) - 1)].data();
+  double sum = 0;
+  for (int64_t i = 0; i < count; ++i) sum += losses[i];
+  return sum;
+}
+
+int64_t Network::correct(int slot, int64_t count) const {
+  const Tensor& logits = loss_logits(slot);
+  const int64_t classes = logits.dims()[1];
+  const int32_t* labels = slots_.at(slot).labels.data();
+  int64_t hits = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const float* row = logits.data() + i * classes;
+    hits += (std::max_element(row, row + classes) - row) == labels[i];
+  }
+  return hits;
+}
+
+void Network::zero_grads() { grads_.fill(0.0f); }
+
+}  // namespace baton::layers

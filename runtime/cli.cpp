@@ -1,0 +1,179 @@
+// Implementation of the command line: option groups per subcommand, INI merging and validation.
+#include "runtime/cli.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <sstream>
+
+#include "baton/config.hpp"
+#include "runtime/error.hpp"
+
+namespace po = boost::program_options;
+
+namespace baton {
+namespace {
+
+const char* kUsage =
+    "usage: baton <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train    train a model (see baton train --help)\n"
+    "  bench    time training steps on synthetic data (see baton bench --help)\n"
+    "  models   list the model zoo with parameter counts and training FLOPs per image\n"
+    "  --version\n";
+
+std::vector<int64_t> parse_list(const std::string& text, const std::string& flag) {
+  const bool shape = flag == "--input-shape";
+  std::vector<int64_t> values;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, shape ? 'x' : ',')) {
+    size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    BATON_CHECK(!item.empty() && used == item.size(),
+                flag << " expects numbers separated by " << (shape ? "'x' (e.g. 3x32x32)" : "',' (e.g. 5,8)") << ", not '"
+                     << text << "'");
+    values.push_back(value);
+  }
+  return values;
+}
+
+po::options_description general_options(std::string& config_file, uint64_t& seed, int& threads, std::string& backend) {
+  po::options_description group("General");
+  group.add_options()
+      ("help,h", "print this help")
+      ("config", po::value(&config_file), "read options from this INI file (key = value); the command line wins")
+      ("seed", po::value(&seed)->default_value(seed), "seed of initial weights, shuffling and dropout")
+      ("threads", po::value(&threads)->default_value(threads), "OpenMP threads for the kernels (0: all cores)")
+      ("backend", po::value(&backend)->default_value(backend),
+       "kernels: cpu (oneDNN) or reference (plain loops, slow, for checking)");
+  return group;
+}
+
+struct Parsed {
+  po::variables_map vm;
+  bool help = false;
+};
+
+// Parses argv and then the --config file; values stored first win, so the command line wins.
+Parsed parse(const po::options_description& all, const std::vector<std::string>& args, const std::string& command) {
+  Parsed parsed;
+  try {
+    po::store(po::command_line_parser(args).options(all).run(), parsed.vm);
+    if (parsed.vm.count("config")) {
+      const std::string path = parsed.vm["config"].as<std::string>();
+      BATON_CHECK(std::filesystem::is_regular_file(path),
+                  "the config file '" << path << "' does not exist; pass --config with the path of an INI file");
+      po::store(po::parse_config_file<char>(path.c_str(), all), parsed.vm);
+    }
+    po::notify(parsed.vm);
+  } catch (const po::error& e) {
+    BATON_FAIL(e.what() << "; run 'baton " << command << " --help' for the options");
+  }
+  parsed.help = parsed.vm.count("help") > 0;
+  return parsed;
+}
+
+void check_positive(int64_t value, const std::string& flag) {
+  BATON_CHECK(value >= 1, flag << " must be at least 1, not " << value);
+}
+
+Invocation parse_train(const std::vector<std::string>& args) {
+  Invocation inv;
+  inv.command = Command::train;
+  TrainConfig& c = inv.train;
+  std::string config_file, shape, milestones;
+  po::options_description data("Model and data");
+  data.add_options()
+      ("model", po::value(&c.model)->default_value(c.model), "network from the zoo (baton models lists them)")
+      ("dataset", po::value(&c.dataset)->default_value(c.dataset), "fashion-mnist, mnist, cifar10 or synthetic")
+      ("data-dir", po::value(&c.data_dir),
+       "folder with the data files (default for fashion-mnist: /usr/share/datasets/fashion-mnist)")
+      ("input-shape", po::value(&shape), "synthetic: image shape CxHxW (default: the model's own)")
+      ("classes", po::value(&c.synthetic_classes), "synthetic: number of classes (default: the model's own)")
+      ("train-size", po::value(&c.synthetic_train)->default_value(c.synthetic_train), "synthetic: training images")
+      ("test-size", po::value(&c.synthetic_test)->default_value(c.synthetic_test), "synthetic: test images");
+  po::options_description optim("Optimisation");
+  optim.add_options()
+      ("epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")
+      ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "images per step")
+      ("lr", po::value(&c.lr)->default_value(c.lr), "base learning rate")
+      ("momentum", po::value(&c.momentum)->default_value(c.momentum), "SGD momentum")
+      ("nesterov", po::bool_switch(&c.nesterov), "use Nesterov momentum")
+      ("weight-decay", po::value(&c.weight_decay)->default_value(c.weight_decay), "L2 weight decay")
+      ("lr-schedule", po::value(&c.lr_schedule)->default_value(c.lr_schedule), "constant, step or cosine")
+      ("lr-milestones", po::value(&milestones), "step schedule: epochs at which the rate is multiplied by --lr-gamma (e.g. 5,8)")
+      ("lr-gamma", po::value(&c.lr_gamma)->default_value(c.lr_gamma), "step schedule: factor at each milestone")
+      ("warmup-epochs", po::value(&c.warmup_epochs)->default_value(c.warmup_epochs), "linear warm-up length");
+  po::options_description output("Output");
+  output.add_options()("metrics", po::value(&c.metrics), "write JSON lines (one per event) to this file");
+  po::options_description all("baton train: train a model\n\nusage: baton train [options]");
+  all.add(general_options(config_file, c.seed, c.threads, c.backend)).add(data).add(optim).add(output);
+
+  Parsed parsed = parse(all, args, "train");
+  if (parsed.help) {
+    std::ostringstream help;
+    help << all;
+    return Invocation{Command::help, {}, {}, help.str()};
+  }
+  if (!shape.empty()) c.synthetic_dims = parse_list(shape, "--input-shape");
+  if (!milestones.empty()) c.lr_milestones = parse_list(milestones, "--lr-milestones");
+  check_positive(c.epochs, "--epochs");
+  check_positive(c.batch_size, "--batch-size");
+  BATON_CHECK(c.lr > 0, "--lr must be positive, not " << c.lr);
+  BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
+  return inv;
+}
+
+Invocation parse_bench(const std::vector<std::string>& args) {
+  Invocation inv;
+  inv.command = Command::bench;
+  BenchConfig& c = inv.bench;
+  std::string config_file;
+  po::options_description run("Benchmark");
+  run.add_options()
+      ("model", po::value(&c.model)->default_value(c.model), "network from the zoo, on synthetic data of its own input shape")
+      ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "images per step")
+      ("iterations", po::value(&c.iterations)->default_value(c.iterations), "timed steps (the median is reported)")
+      ("warmup", po::value(&c.warmup)->default_value(c.warmup), "untimed steps first");
+  po::options_description all("baton bench: time whole training steps (forward, backward, update)\n\nusage: baton bench [options]");
+  c.threads = 1;
+  all.add(general_options(config_file, c.seed, c.threads, c.backend)).add(run);
+  Parsed parsed = parse(all, args, "bench");
+  if (parsed.help) {
+    std::ostringstream help;
+    help << all;
+    return Invocation{Command::help, {}, {}, help.str()};
+  }
+  check_positive(c.batch_size, "--batch-size");
+  check_positive(c.iterations, "--iterations");
+  BATON_CHECK(c.warmup >= 0, "--warmup must be 0 or more, not " << c.warmup);
+  BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
+  return inv;
+}
+
+}  // namespace
+
+Invocation parse_command_line(int argc, const char* const argv[]) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help")
+    return Invocation{Command::help, {}, {}, kUsage};
+  if (args[0] == "--version") return Invocation{Command::version, {}, {}, std::string("baton ") + BATON_VERSION};
+  const std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "train") return parse_train(args);
+  if (command == "bench") return parse_bench(args);
+  if (command == "models") {
+    BATON_CHECK(args.empty(), "baton models takes no options, but got '" << args[0] << "'");
+    return Invocation{Command::models, {}, {}, {}};
+  }
+  BATON_FAIL("unknown command '" << command << "'; use train, bench or models (baton --help)");
+}
+
+}  // namespace baton

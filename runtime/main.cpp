@@ -1,0 +1,61 @@
+// The `baton` program: starts MPI, runs one command, and turns any error into one line with the
+// rank on stderr followed by MPI_Abort, so that a failing rank ends the whole job.
+#include <mpi.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "runtime/cli.hpp"
+#include "runtime/error.hpp"
+#include "runtime/trainer.hpp"
+
+namespace {
+
+int run(const baton::Invocation& inv) {
+  switch (inv.command) {
+    case baton::Command::help:
+    case baton::Command::version:
+      std::cout << inv.help_text << "\n";
+      return 0;
+    case baton::Command::models:
+      baton::print_model_zoo(std::cout);
+      return 0;
+    case baton::Command::train:
+      baton::run_training(inv.train);
+      return 0;
+    case baton::Command::bench:
+      std::cout << baton::run_bench(inv.bench).dump() << std::endl;
+      return 0;
+  }
+  return 0;
+}
+
+// Ends the job: alone, by returning the code; with peers, by MPI_Abort so none of them hangs.
+int fail(const std::string& line) {
+  std::fprintf(stderr, "%s\n", line.c_str());
+  std::fflush(stderr);
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+  MPI_Finalize();
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  baton::set_error_rank(rank);
+  try {
+    int code = run(baton::parse_command_line(argc, argv));
+    MPI_Finalize();
+    return code;
+  } catch (const baton::Error& e) {
+    return fail(baton::describe(e));
+  } catch (const std::exception& e) {
+    return fail("baton (rank " + std::to_string(rank) + "): internal error: " + e.what());
+  }
+}

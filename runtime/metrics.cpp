@@ -1,0 +1,48 @@
+// Implementation of the metrics file and the terminal progress bar.
+#include "runtime/metrics.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "runtime/error.hpp"
+
+namespace baton {
+
+MetricsLog::MetricsLog(const std::string& path) {
+  if (path.empty()) return;
+  out_.open(path, std::ios::trunc);
+  BATON_CHECK(out_.is_open(), "cannot write the metrics file '" << path << "'; check that its folder exists and is writable");
+}
+
+void MetricsLog::write(const nlohmann::json& event) {
+  if (!enabled()) return;
+  out_ << event.dump() << '\n';
+  out_.flush();
+}
+
+bool stdout_is_terminal() { return isatty(STDOUT_FILENO) == 1; }
+
+ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled)
+    : label_(std::move(label)), total_(total), enabled_(enabled && total > 0) {}
+
+void ProgressBar::update(int64_t done, const std::string& status) {
+  if (!enabled_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  constexpr int width = 30;
+  int filled = int(width * done / total_);
+  std::printf("\r%s [%s%s] %lld/%lld %s\033[K", label_.c_str(), std::string(filled, '=').c_str(),
+              std::string(width - filled, ' ').c_str(), static_cast<long long>(done), static_cast<long long>(total_),
+              status.c_str());
+  std::fflush(stdout);
+}
+
+void ProgressBar::clear() {
+  if (!enabled_) return;
+  std::printf("\r\033[K");
+  std::fflush(stdout);
+}
+
+}  // namespace baton

@@ -1,0 +1,55 @@
+// Implementation of the SGD update and the learning-rate schedules.
+#include "runtime/optimizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/error.hpp"
+
+namespace baton {
+
+Sgd::Sgd(size_t count, SgdOptions options) : options_(options), velocity_(count, 0.0f) {}
+
+void Sgd::step(std::span<float> weights, std::span<const float> grads, float lr) {
+  BATON_CHECK(weights.size() == velocity_.size() && grads.size() == velocity_.size(),
+              "optimizer set up for " << velocity_.size() << " parameters was handed " << weights.size());
+  const float mu = options_.momentum, wd = options_.weight_decay;
+  const bool nesterov = options_.nesterov;
+  float* w = weights.data();
+  const float* g = grads.data();
+  float* v = velocity_.data();
+  const int64_t n = int64_t(weights.size());
+#pragma omp parallel for simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = g[i] + wd * w[i];
+    v[i] = mu * v[i] + d;
+    w[i] -= lr * (nesterov ? d + mu * v[i] : v[i]);
+  }
+}
+
+LrShape parse_lr_shape(const std::string& name) {
+  if (name == "constant") return LrShape::constant;
+  if (name == "step") return LrShape::step;
+  if (name == "cosine") return LrShape::cosine;
+  BATON_FAIL("unknown learning-rate schedule '" << name << "'; choose constant, step or cosine");
+}
+
+float learning_rate(const LrSchedule& s, int64_t step) {
+  if (step < s.warmup_steps) return s.base * float(step + 1) / float(s.warmup_steps);
+  switch (s.shape) {
+    case LrShape::constant:
+      return s.base;
+    case LrShape::step: {
+      auto passed = std::count_if(s.milestones.begin(), s.milestones.end(), [&](int64_t m) { return step >= m; });
+      return s.base * std::pow(s.gamma, float(passed));
+    }
+    case LrShape::cosine: {
+      const double span = double(std::max<int64_t>(s.total_steps - s.warmup_steps, 1));
+      const double progress = std::min(1.0, double(step - s.warmup_steps) / span);
+      return float(0.5 * s.base * (1.0 + std::cos(3.141592653589793 * progress)));
+    }
+  }
+  return s.base;
+}
+
+}  // namespace baton

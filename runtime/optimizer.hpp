@@ -1,0 +1,45 @@
+// SGD with momentum, Nesterov and weight decay on flat parameter buffers (PyTorch's update rule),
+// and the learning-rate schedules: constant, step, cosine, each with an optional linear warm-up.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace baton {
+
+struct SgdOptions {
+  float momentum = 0.9f;
+  float weight_decay = 0.0f;
+  bool nesterov = false;
+};
+
+class Sgd {
+ public:
+  Sgd(size_t count, SgdOptions options);
+  // d = g + wd·w;  v = μ·v + d;  w -= lr · (nesterov ? d + μ·v : v)
+  void step(std::span<float> weights, std::span<const float> grads, float lr);
+  std::span<float> velocity() { return velocity_; }  // for checkpoints
+  const SgdOptions& options() const { return options_; }
+
+ private:
+  SgdOptions options_;
+  std::vector<float> velocity_;
+};
+
+enum class LrShape { constant, step, cosine };
+LrShape parse_lr_shape(const std::string& name);  // "constant", "step", "cosine"
+
+struct LrSchedule {
+  float base = 0.1f;
+  LrShape shape = LrShape::constant;
+  int64_t warmup_steps = 0;        // linear ramp from base/warmup_steps to base
+  int64_t total_steps = 1;         // cosine decays to 0 at the end
+  std::vector<int64_t> milestones; // step shape: multiply by gamma at each of these steps
+  float gamma = 0.1f;
+};
+
+float learning_rate(const LrSchedule& schedule, int64_t step);
+
+}  // namespace baton

@@ -1,0 +1,54 @@
+// Implementation of dims helpers, TensorSpec and Tensor storage.
+#include "runtime/tensor.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/error.hpp"
+
+namespace baton {
+
+int64_t element_count(const Dims& dims) {
+  int64_t count = 1;
+  for (int64_t d : dims) count *= d;
+  return count;
+}
+
+std::string to_string(const Dims& dims) {
+  std::string text;
+  for (size_t i = 0; i < dims.size(); ++i) text += (i ? "x" : "") + std::to_string(dims[i]);
+  return text;
+}
+
+size_t TensorSpec::bytes() const {
+  return layout ? layout->bytes() : static_cast<size_t>(element_count(dims)) * sizeof(float);
+}
+
+std::string TensorSpec::layout_name() const { return layout ? layout->name() : "plain"; }
+
+bool same_layout(const TensorSpec& a, const TensorSpec& b) {
+  if (a.dims != b.dims) return false;
+  if (a.plain() || b.plain()) return a.plain() == b.plain();
+  return a.layout->same_as(*b.layout);
+}
+
+std::shared_ptr<float> allocate_floats(size_t count) {
+  constexpr size_t alignment = 64;
+  size_t bytes = std::max<size_t>(alignment, (count * sizeof(float) + alignment - 1) / alignment * alignment);
+  void* memory = std::aligned_alloc(alignment, bytes);
+  BATON_CHECK(memory != nullptr, "out of memory allocating " << bytes << " bytes");
+  std::memset(memory, 0, bytes);
+  return std::shared_ptr<float>(static_cast<float*>(memory), [](float* p) { std::free(p); });
+}
+
+Tensor::Tensor(TensorSpec spec) : spec_(std::move(spec)) {
+  storage_ = allocate_floats(storage_floats());
+  data_ = storage_.get();
+}
+
+Tensor::Tensor(TensorSpec spec, float* borrowed_storage) : spec_(std::move(spec)), data_(borrowed_storage) {}
+
+void Tensor::fill(float value) { std::fill_n(data_, storage_floats(), value); }
+
+}  // namespace baton

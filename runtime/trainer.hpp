@@ -1,0 +1,27 @@
+// The top of baton: turns a parsed command into a run — training with per-epoch evaluation,
+// the step benchmark, and the model listing. Rank 0 prints; --metrics writes JSON lines.
+#pragma once
+
+#include <ostream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/cli.hpp"
+
+namespace baton {
+
+struct EpochStats {
+  int64_t epoch = 0;
+  double train_loss = 0, train_accuracy = 0, test_loss = 0, test_accuracy = 0;
+  double images_per_sec = 0, seconds = 0;
+};
+
+std::vector<EpochStats> run_training(const TrainConfig& config);
+
+// One JSON object: model, batch_size, threads, median_step_ms, images_per_sec, gflops.
+nlohmann::json run_bench(const BenchConfig& config);
+
+void print_model_zoo(std::ostream& out);
+
+}  // namespace baton

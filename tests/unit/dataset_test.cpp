@@ -1,0 +1,354 @@
+// Tests of the data set readers: IDX (gzipped and plain) and CIFAR-10 files written to a temporary
+// folder are read back value by value, every corruption gives its one-sentence error naming the file,
+// and the real Fashion-MNIST files are checked when Debian's dataset-fashion-mnist is installed.
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <iostream>
+
+#include "runtime/dataset.hpp"
+#include "runtime/error.hpp"
+
+namespace baton {
+namespace {
+
+namespace fs = std::filesystem;
+using Bytes = std::vector<uint8_t>;
+
+void put_big_endian32(Bytes& bytes, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<uint8_t>(value >> shift));
+}
+
+uint8_t pattern_byte(int64_t i) { return static_cast<uint8_t>((i * 37 + 11) % 256); }
+
+Bytes idx_images(uint32_t count, uint32_t rows, uint32_t cols, uint32_t magic = 0x00000803) {
+  Bytes bytes;
+  for (uint32_t value : {magic, count, rows, cols}) put_big_endian32(bytes, value);
+  for (int64_t i = 0; i < int64_t{count} * rows * cols; ++i) bytes.push_back(pattern_byte(i));
+  return bytes;
+}
+
+Bytes idx_labels(const Bytes& labels) {
+  Bytes bytes;
+  put_big_endian32(bytes, 0x00000801);
+  put_big_endian32(bytes, static_cast<uint32_t>(labels.size()));
+  bytes.insert(bytes.end(), labels.begin(), labels.end());
+  return bytes;
+}
+
+Bytes cut(Bytes bytes, size_t drop) {
+  bytes.resize(bytes.size() - drop);
+  return bytes;
+}
+
+// CIFAR-10 records: label (record * 3) % 10, pixels a pattern of (file, record, position).
+uint8_t cifar_pixel(int file, int64_t record, int64_t position) {
+  return static_cast<uint8_t>((file * 71 + record * 13 + position * 7) % 256);
+}
+
+Bytes cifar_records(int file, int64_t records) {
+  Bytes bytes;
+  for (int64_t r = 0; r < records; ++r) {
+    bytes.push_back(static_cast<uint8_t>((r * 3) % 10));
+    for (int64_t p = 0; p < 3072; ++p) bytes.push_back(cifar_pixel(file, r, p));
+  }
+  return bytes;
+}
+
+// The message of the baton::Error that action throws; a test failure if it throws none.
+template <class Action>
+std::string error_of(Action&& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.message();
+  }
+  ADD_FAILURE() << "expected a baton::Error";
+  return {};
+}
+
+void expect_phrases(const std::string& message, std::initializer_list<std::string> phrases) {
+  for (const std::string& phrase : phrases)
+    EXPECT_NE(message.find(phrase), std::string::npos) << "missing '" << phrase << "' in: " << message;
+}
+
+class DataFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = fs::temp_directory_path() / ("baton_dataset_test_" + std::to_string(getpid()) + "_" + test);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // Writes bytes to dir/name, gzip-compressed when the name ends in ".gz"; returns the path.
+  std::string write(const std::string& name, const Bytes& bytes) const {
+    std::string target = path(name);
+    if (name.ends_with(".gz")) {
+      gzFile file = gzopen(target.c_str(), "wb");
+      EXPECT_NE(file, nullptr);
+      EXPECT_EQ(gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
+      gzclose(file);
+    } else {
+      std::ofstream(target, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    }
+    return target;
+  }
+
+  DataOptions options(const std::string& name) const { return {.name = name, .dir = dir_.string()}; }
+
+  // train: 3 images of 4x5, labels 7 0 9 (images gzipped); t10k: 2 images, labels 1 2 (labels gzipped).
+  void write_small_mnist() const {
+    write("train-images-idx3-ubyte.gz", idx_images(3, 4, 5));
+    write("train-labels-idx1-ubyte", idx_labels({7, 0, 9}));
+    write("t10k-images-idx3-ubyte", idx_images(2, 4, 5));
+    write("t10k-labels-idx1-ubyte.gz", idx_labels({1, 2}));
+  }
+
+  std::string idx_error(const Bytes& images, const Bytes& labels) const {
+    std::string images_path = write("images.gz", images), labels_path = write("labels", labels);
+    return error_of([&] { read_idx(images_path, labels_path, "small"); });
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(DataFiles, ReadsGzippedAndPlainIdxValueByValue) {
+  std::string images = write("images.gz", idx_images(3, 4, 5));
+  std::string labels = write("labels", idx_labels({7, 0, 9}));
+  Dataset data = read_idx(images, labels, "small");
+  EXPECT_EQ(data.name, "small");
+  EXPECT_EQ(data.image_dims, (Dims{1, 4, 5}));
+  EXPECT_EQ(data.classes, 10);
+  ASSERT_EQ(data.size(), 3);
+  ASSERT_EQ(data.images.size(), 60u);
+  for (int64_t i = 0; i < 60; ++i) EXPECT_FLOAT_EQ(data.images[i], pattern_byte(i) / 255.0f) << "pixel " << i;
+  EXPECT_EQ(data.labels, (std::vector<int32_t>{7, 0, 9}));
+}
+
+TEST_F(DataFiles, LoadDataFindsGzippedAndPlainMnistFiles) {
+  write_small_mnist();
+  DataSplit split = load_data(options("mnist"));
+  EXPECT_EQ(split.train.name, "mnist/train");
+  EXPECT_EQ(split.test.name, "mnist/test");
+  EXPECT_EQ(split.train.labels, (std::vector<int32_t>{7, 0, 9}));
+  EXPECT_EQ(split.test.labels, (std::vector<int32_t>{1, 2}));
+  ASSERT_EQ(split.test.images.size(), 40u);
+  EXPECT_FLOAT_EQ(split.test.images[39], pattern_byte(39) / 255.0f);
+}
+
+TEST_F(DataFiles, WrongMagicIsNamed) {
+  std::string message = idx_error(idx_images(3, 4, 5, 0x00000801), idx_labels({7, 0, 9}));
+  expect_phrases(message, {path("images.gz"), "is not an IDX image file", "magic 0x00000801 instead of 0x00000803"});
+}
+
+TEST_F(DataFiles, TruncatedImagesAreNamed) {
+  std::string message = idx_error(cut(idx_images(3, 4, 5), 5), idx_labels({7, 0, 9}));
+  expect_phrases(message, {path("images.gz"), "is truncated", "3 images of 4x5", "ends after 71 bytes"});
+}
+
+TEST_F(DataFiles, TruncatedHeaderIsNamed) {
+  std::string message = idx_error(cut(idx_images(3, 4, 5), 66), idx_labels({7, 0, 9}));
+  expect_phrases(message, {path("images.gz"), "is truncated", "inside its 16-byte IDX header"});
+}
+
+TEST_F(DataFiles, TruncatedLabelsAreNamed) {
+  std::string message = idx_error(idx_images(3, 4, 5), cut(idx_labels({7, 0, 9}), 1));
+  expect_phrases(message, {path("labels"), "is truncated", "3 labels"});
+}
+
+TEST_F(DataFiles, CountMismatchIsNamed) {
+  std::string message = idx_error(idx_images(3, 4, 5), idx_labels({7, 0}));
+  expect_phrases(message, {path("labels"), "holds 2 labels", "holds 3 images", "do not belong together"});
+}
+
+TEST_F(DataFiles, LabelOutOfRangeIsNamed) {
+  std::string message = idx_error(idx_images(3, 4, 5), idx_labels({7, 10, 9}));
+  expect_phrases(message, {path("labels"), "has label 10 at index 1", "outside 0..9"});
+}
+
+TEST_F(DataFiles, CorruptGzipIsNamed) {
+  write("whole.gz", idx_images(50, 28, 28));
+  Bytes compressed(fs::file_size(path("whole.gz")));
+  std::ifstream(path("whole.gz"), std::ios::binary).read(reinterpret_cast<char*>(compressed.data()), compressed.size());
+  std::string images = write("cut-images", cut(compressed, compressed.size() / 2));
+  std::string labels = write("labels", idx_labels(Bytes(50, 1)));
+  std::string message = error_of([&] { read_idx(images, labels, "small"); });
+  expect_phrases(message, {images, "could not be decompressed", "may be corrupt"});
+}
+
+TEST_F(DataFiles, MissingDirectoryNamesTheFlagAndThePackage) {
+  DataOptions missing{.name = "fashion-mnist", .dir = path("nowhere")};
+  std::string message = error_of([&] { load_data(missing); });
+  expect_phrases(message, {"data directory '" + path("nowhere") + "' does not exist", "--data-dir",
+                           "apt-get install dataset-fashion-mnist"});
+  expect_phrases(error_of([&] { load_data({.name = "mnist"}); }), {"no data directory given for 'mnist'"});
+}
+
+TEST_F(DataFiles, MissingFileIsNamed) {
+  write_small_mnist();
+  fs::remove(path("t10k-labels-idx1-ubyte.gz"));
+  std::string message = error_of([&] { load_data(options("mnist")); });
+  expect_phrases(message, {"neither '" + path("t10k-labels-idx1-ubyte") + "' nor", "--data-dir"});
+}
+
+TEST_F(DataFiles, MismatchedTrainAndTestDimsAreNamed) {
+  write_small_mnist();
+  write("t10k-images-idx3-ubyte", idx_images(2, 5, 4));
+  expect_phrases(error_of([&] { load_data(options("mnist")); }), {"1x5x4", "1x4x5", "mixes two data sets"});
+}
+
+TEST(Dataset, UnknownNameListsTheValidOnes) {
+  std::string message = error_of([] { load_data({.name = "imagenet"}); });
+  expect_phrases(message, {"unknown dataset 'imagenet'", "fashion-mnist, mnist, cifar10, synthetic"});
+  EXPECT_EQ(dataset_names().size(), 4u);
+}
+
+TEST_F(DataFiles, ReadsCifar10BatchesValueByValue) {
+  for (int file = 1; file <= 5; ++file) write("data_batch_" + std::to_string(file) + ".bin", cifar_records(file, file));
+  write("test_batch.bin", cifar_records(0, 2));
+  DataSplit split = load_data(options("cifar10"));
+  EXPECT_EQ(split.train.image_dims, (Dims{3, 32, 32}));
+  EXPECT_EQ(split.train.classes, 10);
+  ASSERT_EQ(split.train.size(), 15);
+  ASSERT_EQ(split.test.size(), 2);
+  ASSERT_EQ(split.train.images.size(), 15u * 3072u);
+  int64_t sample = 0;
+  for (int file = 1; file <= 5; ++file) {
+    for (int64_t record = 0; record < file; ++record, ++sample) {
+      EXPECT_EQ(split.train.labels[sample], (record * 3) % 10);
+      for (int64_t p = 0; p < 3072; ++p)
+        ASSERT_FLOAT_EQ(split.train.images[sample * 3072 + p], cifar_pixel(file, record, p) / 255.0f)
+            << "file " << file << " record " << record << " position " << p;
+    }
+  }
+  EXPECT_EQ(split.test.labels, (std::vector<int32_t>{0, 3}));
+}
+
+TEST_F(DataFiles, Cifar10SizeNotAMultipleOfTheRecordIsNamed) {
+  std::string bad = write("bad.bin", cut(cifar_records(1, 2), 1));
+  expect_phrases(error_of([&] { read_cifar10_batches({bad}, "c"); }),
+                 {bad, "holds 6145 bytes", "not a positive multiple of the 3073-byte"});
+  std::string empty = write("empty.bin", {});
+  expect_phrases(error_of([&] { read_cifar10_batches({empty}, "c"); }), {empty, "holds 0 bytes"});
+}
+
+TEST_F(DataFiles, Cifar10LabelOutOfRangeIsNamed) {
+  Bytes bytes = cifar_records(1, 3);
+  bytes[3073] = 10;
+  std::string bad = write("bad.bin", bytes);
+  expect_phrases(error_of([&] { read_cifar10_batches({bad}, "c"); }), {bad, "has label 10 in record 1"});
+}
+
+TEST_F(DataFiles, Cifar10MissingBatchIsNamed) {
+  for (int file = 1; file <= 4; ++file) write("data_batch_" + std::to_string(file) + ".bin", cifar_records(file, 1));
+  write("test_batch.bin", cifar_records(0, 1));
+  expect_phrases(error_of([&] { load_data(options("cifar10")); }),
+                 {path("data_batch_5.bin"), "CIFAR-10 binary version", "--data-dir"});
+}
+
+TEST(Synthetic, IsDeterministicInRangeAndSplitsDisjointly) {
+  DataOptions options{.name = "synthetic", .synthetic_dims = {3, 4, 5}, .synthetic_classes = 7,
+                      .synthetic_train = 40, .synthetic_test = 10, .seed = 42};
+  DataSplit first = load_data(options), again = load_data(options);
+  EXPECT_EQ(first.train.images, again.train.images);
+  EXPECT_EQ(first.train.labels, again.train.labels);
+  EXPECT_EQ(first.train.image_dims, (Dims{3, 4, 5}));
+  EXPECT_EQ(first.train.classes, 7);
+  ASSERT_EQ(first.train.size(), 40);
+  ASSERT_EQ(first.test.size(), 10);
+  for (float value : first.train.images) ASSERT_TRUE(value >= 0.0f && value < 1.0f) << value;
+  for (int32_t label : first.train.labels) ASSERT_TRUE(label >= 0 && label < 7) << label;
+  Dataset tail = make_synthetic({3, 4, 5}, 7, 10, 42, "t", 40);
+  EXPECT_EQ(tail.images, first.test.images);
+  EXPECT_NE(std::vector<float>(first.train.images.begin(), first.train.images.begin() + 600), first.test.images);
+  options.seed = 43;
+  EXPECT_NE(load_data(options).train.images, first.train.images);
+}
+
+// A nearest-class-mean classifier fitted on the training set must score well on the test set.
+TEST(Synthetic, LabelsAreLearnable) {
+  const int classes = 10;
+  const int64_t elements = 64;
+  Dataset train = make_synthetic({1, 8, 8}, classes, 2000, 5, "train");
+  Dataset test = make_synthetic({1, 8, 8}, classes, 500, 5, "test", 2000);
+  std::vector<double> centroid(classes * elements, 0.0);
+  std::vector<int> members(classes, 0);
+  for (int64_t i = 0; i < train.size(); ++i) {
+    ++members[train.labels[i]];
+    for (int64_t e = 0; e < elements; ++e) centroid[train.labels[i] * elements + e] += train.images[i * elements + e];
+  }
+  for (int c = 0; c < classes; ++c) {
+    ASSERT_GT(members[c], 100) << "class " << c << " is nearly empty";
+    for (int64_t e = 0; e < elements; ++e) centroid[c * elements + e] /= members[c];
+  }
+  int correct = 0;
+  for (int64_t i = 0; i < test.size(); ++i) {
+    int best = 0;
+    double best_distance = 1e300;
+    for (int c = 0; c < classes; ++c) {
+      double distance = 0.0;
+      for (int64_t e = 0; e < elements; ++e) distance += std::pow(test.images[i * elements + e] - centroid[c * elements + e], 2);
+      if (distance < best_distance) {
+        best = c;
+        best_distance = distance;
+      }
+    }
+    correct += best == test.labels[i];
+  }
+  EXPECT_GT(correct, 450) << "of 500";
+}
+
+TEST(Synthetic, BadOptionsAreNamed) {
+  expect_phrases(error_of([] { make_synthetic({3, 32}, 10, 5, 0, "s"); }), {"three sizes {C,H,W}", "3x32"});
+  expect_phrases(error_of([] { make_synthetic({1, 2, 2}, 1, 5, 0, "s"); }), {"at least 2 classes"});
+  expect_phrases(error_of([] { load_data({.name = "synthetic", .synthetic_dims = {1, 2, 2}}); }),
+                 {"at least 1 training sample"});
+}
+
+TEST(ChannelStatistics, MatchesHandComputedValues) {
+  // Two images of 2 channels x 1x2: channel 0 holds 0, 1, 1, 0; channel 1 is constant 0.5.
+  Dataset data{.name = "tiny", .image_dims = {2, 1, 2}, .classes = 2,
+               .images = {0.0f, 1.0f, 0.5f, 0.5f, 1.0f, 0.0f, 0.5f, 0.5f}, .labels = {0, 1}};
+  Normalization stats = channel_statistics(data);
+  ASSERT_EQ(stats.mean.size(), 2u);
+  EXPECT_NEAR(stats.mean[0], 0.5f, 1e-6);
+  EXPECT_NEAR(stats.stddev[0], 0.5f, 1e-6);
+  EXPECT_NEAR(stats.mean[1], 0.5f, 1e-6);
+  EXPECT_EQ(stats.stddev[1], 1.0f) << "a constant channel keeps stddev 1";
+  expect_phrases(error_of([] { channel_statistics(Dataset{.name = "none", .image_dims = {1, 1, 1}}); }),
+                 {"empty data set 'none'"});
+}
+
+TEST(FashionMnist, RealFilesLoadWithTheirPublishedSizes) {
+  const std::string dir = "/usr/share/datasets/fashion-mnist";
+  if (!fs::is_directory(dir)) GTEST_SKIP() << dir << " is absent (Debian: apt-get install dataset-fashion-mnist)";
+  auto start = std::chrono::steady_clock::now();
+  DataSplit split = load_data({.name = "fashion-mnist", .dir = dir});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "loaded Fashion-MNIST in " << seconds << " s\n";
+  EXPECT_EQ(split.train.image_dims, (Dims{1, 28, 28}));
+  ASSERT_EQ(split.train.size(), 60000);
+  ASSERT_EQ(split.test.size(), 10000);
+  ASSERT_EQ(split.train.images.size(), 60000u * 784u);
+  std::vector<int> train_histogram(10, 0), test_histogram(10, 0);
+  for (int32_t label : split.train.labels) ++train_histogram[label];
+  for (int32_t label : split.test.labels) ++test_histogram[label];
+  EXPECT_EQ(train_histogram, std::vector<int>(10, 6000));
+  EXPECT_EQ(test_histogram, std::vector<int>(10, 1000));
+  Normalization stats = channel_statistics(split.train);
+  EXPECT_NEAR(stats.mean[0], 0.286, 0.01);  // the commonly quoted Fashion-MNIST statistics
+  EXPECT_NEAR(stats.stddev[0], 0.353, 0.01);
+}
+
+}  // namespace
+}  // namespace baton
