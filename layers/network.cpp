@@ -241,7 +241,10 @@ Tensor& Network::input(int slot, size_t i) { return slots_.at(slot).values.at(i)
 const Tensor& Network::input_grad(int slot, size_t i) const { return slots_.at(slot).value_grads.at(i); }
 const Tensor& Network::output(int slot, size_t i) const { return slots_.at(slot).outputs.at(i); }
 Tensor& Network::output_grad(int slot, size_t i) { return slots_.at(slot).output_grads.at(i); }
-int32_t* Network::labels(int slot) { return slots_.at(slot).labels.data(); }
+int32_t* Network::labels(int slot) {
+  BATON_CHECK(has_loss_, "only the stage that ends in the loss takes labels");
+  return slots_.at(slot).labels.data();
+}
 
 std::vector<const Tensor*> Network::node_inputs(Slot& slot, const LocalNode& node) {
   std::vector<const Tensor*> inputs;

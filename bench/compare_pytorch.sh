@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Times whole training steps of baton and of PyTorch (bench/pytorch_models.py) on the same zoo models,
+# one program at a time, and prints a table: step times, their ratio, baton's GFLOP/s and share of peak.
+# Usage: bench/compare_pytorch.sh [model:batch[:threads] ...]   (default: resnet20:128 lenet5:64)
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+readonly SCRIPT_DIR REPO_ROOT
+readonly ROUNDS="${ROUNDS:-3}"          # baton and PyTorch alternate this many times per model
+readonly ITERATIONS="${ITERATIONS:-20}" # timed steps per run (each run reports its median)
+readonly WARMUP="${WARMUP:-3}"          # untimed steps per run
+readonly PEAK_PER_CORE=230              # GFLOP/s of FMA peak per core
+
+die() { echo "compare_pytorch.sh: $*" >&2; exit 1; }
+
+# Absolute path of baton: $BATON (relative to the cwd, else to the repo root), default build/runtime/baton.
+find_baton() {
+  local candidate="${BATON:-build/runtime/baton}"
+  if [[ "$candidate" != /* && ! -x "$candidate" ]]; then candidate="$REPO_ROOT/$candidate"; fi
+  [[ -x "$candidate" ]] || die "no baton executable at '${BATON:-build/runtime/baton}'; build it or set BATON."
+  echo "$(cd "$(dirname "$candidate")" && pwd)/$(basename "$candidate")"
+}
+
+# A Python with PyTorch, Debian's /usr/bin/python3 first.
+find_python() {
+  local python
+  for python in /usr/bin/python3 python3; do
+    if command -v "$python" >/dev/null && "$python" -c 'import torch' 2>/dev/null; then
+      command -v "$python"
+      return
+    fi
+  done
+  die "PyTorch is not importable from /usr/bin/python3 or python3; install python3-torch."
+}
+
+# json_field JSON KEY: prints one value of a one-line JSON object.
+json_field() { "$PYTHON" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+# calc EXPRESSION: prints a Python arithmetic result.
+calc() { "$PYTHON" -c "print($1)"; }
+
+# median VALUES...: upper median, as baton bench reports.
+median() { "$PYTHON" -c 'import sys; v = sorted(map(float, sys.argv[1:])); print(v[len(v) // 2])' "$@"; }
+
+# baton_params MODEL: the parameter count `baton models` lists.
+baton_params() { "$BATON_BIN" models | awk -v m="$1" '$1 == m { print $2 }'; }
+
+run_baton() {  # MODEL BATCH THREADS -> JSON line
+  OMP_NUM_THREADS="$3" "$BATON_BIN" bench --model "$1" --batch-size "$2" --threads "$3" \
+    --iterations "$ITERATIONS" --warmup "$WARMUP"
+}
+
+run_pytorch() {  # MODEL BATCH THREADS FLOPS_PER_IMAGE -> JSON line
+  OMP_NUM_THREADS="$3" "$PYTHON" "$SCRIPT_DIR/pytorch_models.py" --model "$1" --batch-size "$2" --threads "$3" \
+    --iterations "$ITERATIONS" --warmup "$WARMUP" --flops-per-image "$4"
+}
+
+# compare MODEL BATCH THREADS: alternates the two programs ROUNDS times and appends one table row to ROWS
+# and one parameter-count line to PARAM_LINES.
+compare() {
+  local model="$1" batch="$2" threads="$3" round line flops_per_image="" pytorch_params=""
+  local -a baton_ms=() pytorch_ms=()
+  for ((round = 1; round <= ROUNDS; round++)); do
+    echo "  $model batch $batch, $threads thread(s): round $round/$ROUNDS" >&2
+    line="$(run_baton "$model" "$batch" "$threads")"
+    baton_ms+=("$(json_field "$line" median_step_ms)")
+    if [[ -z "$flops_per_image" ]]; then
+      flops_per_image="$(calc "$(json_field "$line" gflops) * 1e9 * $(json_field "$line" median_step_ms) / 1e3 / $batch")"
+    fi
+    line="$(run_pytorch "$model" "$batch" "$threads" "$flops_per_image")"
+    pytorch_ms+=("$(json_field "$line" median_step_ms)")
+    pytorch_params="$(json_field "$line" params)"
+  done
+  local b p gflops
+  b="$(median "${baton_ms[@]}")"
+  p="$(median "${pytorch_ms[@]}")"
+  gflops="$(calc "$flops_per_image * $batch / ($b / 1e3) / 1e9")"
+  ROWS+=("$(printf '%-10s %6d %8d %10.2f %11.2f %14.2f %13.1f %10.1f%%' "$model" "$batch" "$threads" "$b" "$p" \
+    "$(calc "$b / $p")" "$gflops" "$(calc "100 * $gflops / ($PEAK_PER_CORE * $threads)")")")
+  local mine flag="match"
+  mine="$(baton_params "$model")"
+  [[ "$mine" == "$pytorch_params" ]] || flag="MISMATCH"
+  PARAM_LINES+=("$(printf '%-10s baton %10s  pytorch %10s  %s' "$model" "$mine" "$pytorch_params" "$flag")")
+}
+
+print_report() {
+  echo
+  printf '%-10s %6s %8s %10s %11s %14s %13s %11s\n' model batch threads "baton ms" "pytorch ms" \
+    "baton/pytorch" "baton GFLOP/s" "of peak"
+  printf '%s\n' "${ROWS[@]}"
+  echo "(ms: median of $ROUNDS run medians, $ITERATIONS steps each; peak: $PEAK_PER_CORE GFLOP/s per core x threads)"
+  echo
+  echo "parameter counts:"
+  printf '%s\n' "${PARAM_LINES[@]}"
+}
+
+main() {
+  BATON_BIN="$(find_baton)"
+  PYTHON="$(find_python)"
+  ROWS=()
+  PARAM_LINES=()
+  local -a pairs=("$@")
+  ((${#pairs[@]})) || pairs=(resnet20:128 lenet5:64)
+  local pair model batch threads
+  for pair in "${pairs[@]}"; do
+    IFS=: read -r model batch threads <<<"$pair"
+    [[ -n "$model" && "$batch" =~ ^[0-9]+$ && "${threads:-1}" =~ ^[0-9]+$ ]] ||
+      die "'$pair' is not model:batch[:threads], e.g. resnet20:128 or resnet20:128:2."
+    compare "$model" "$batch" "${threads:-1}"
+  done
+  print_report
+}
+
+main "$@"
