@@ -24,9 +24,9 @@ ModelShapes infer_shapes(const ModelSpec& model, int64_t batch) {
     try {
       shapes.outputs.push_back(infer_output_dims(node.layer, inputs));
     } catch (const Error& e) {
-      throw Error("model '" + model.name + "' does not fit " + to_string(model.input) + " inputs: at layer '" +
-                      node.name + "', " + e.message(),
-                  __FILE__, __LINE__);
+      throw e.with_context("model '" + model.name + "' does not fit " + to_string(model.input) + " images: at its layer '" +
+                               node.name + "', ",
+                           "");
     }
     shapes.inputs.push_back(std::move(inputs));
   }

@@ -64,17 +64,26 @@ struct Parsed {
 // Parses argv and then the --config file; values stored first win, so the command line wins.
 Parsed parse(const po::options_description& all, const std::vector<std::string>& args, const std::string& command) {
   Parsed parsed;
+  const std::string help = "; run 'baton " + command + " --help' for the options";
   try {
     po::store(po::command_line_parser(args).options(all).run(), parsed.vm);
-    if (parsed.vm.count("config")) {
-      const std::string path = parsed.vm["config"].as<std::string>();
-      BATON_CHECK(std::filesystem::is_regular_file(path),
-                  "the config file '" << path << "' does not exist; pass --config with the path of an INI file");
+  } catch (const po::error& e) {
+    BATON_FAIL(e.what() << help);
+  }
+  if (parsed.vm.count("config")) {
+    const std::string path = parsed.vm["config"].as<std::string>();
+    BATON_CHECK(std::filesystem::is_regular_file(path),
+                "the config file '" << path << "' does not exist; pass --config with the path of an INI file");
+    try {
       po::store(po::parse_config_file<char>(path.c_str(), all), parsed.vm);
+    } catch (const po::error& e) {
+      BATON_FAIL("the config file '" << path << "' is not valid: " << e.what() << help);
     }
+  }
+  try {
     po::notify(parsed.vm);
   } catch (const po::error& e) {
-    BATON_FAIL(e.what() << "; run 'baton " << command << " --help' for the options");
+    BATON_FAIL(e.what() << help);
   }
   parsed.help = parsed.vm.count("help") > 0;
   return parsed;

@@ -19,6 +19,13 @@ std::string short_location(const char* file, int line) {
 Error::Error(std::string message, const char* file, int line)
     : std::runtime_error(message), message_(std::move(message)), location_(short_location(file, line)) {}
 
+Error::Error(std::string message, std::string location)
+    : std::runtime_error(message), message_(std::move(message)), location_(std::move(location)) {}
+
+Error Error::with_context(const std::string& before, const std::string& after) const {
+  return Error(before + message_ + after, location_);
+}
+
 void set_error_rank(int rank) { g_error_rank = rank; }
 int error_rank() { return g_error_rank; }
 

@@ -12,10 +12,13 @@ namespace baton {
 class Error : public std::runtime_error {
  public:
   Error(std::string message, const char* file, int line);
+  // The same error with more said before and after its message; the location is kept.
+  Error with_context(const std::string& before, const std::string& after) const;
   const std::string& message() const { return message_; }
   const std::string& location() const { return location_; }  // "file.cpp:42"
 
  private:
+  Error(std::string message, std::string location);
   std::string message_;
   std::string location_;
 };

@@ -52,9 +52,8 @@ layers::ModelSpec model_for(const std::string& name, const Dataset& data, const 
   try {
     return layers::build_model(name, data.image_dims, data.classes);
   } catch (const Error& e) {
-    throw Error(e.message() + "; " + dataset_name + " images are " + to_string(data.image_dims) +
-                    ", so choose a model made for them (baton models lists each one's input) or another data set",
-                e.location().c_str(), 0);
+    throw e.with_context("", "; choose a model made for " + dataset_name +
+                                 " (baton models lists each model's input) or a data set with larger images");
   }
 }
 
