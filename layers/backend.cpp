@@ -12,6 +12,7 @@ std::unique_ptr<Layer> make_reference_layer(const LayerSpec& spec);
 #if BATON_WITH_ONEDNN
 std::unique_ptr<Layer> make_cpu_layer(const LayerSpec& spec);
 std::unique_ptr<Conversion> make_cpu_conversion(const TensorSpec& from, const TensorSpec& to, bool accumulate);
+std::unique_ptr<Sum> make_cpu_sum(const TensorSpec& spec, int terms);
 #endif
 
 namespace {
@@ -27,6 +28,16 @@ class PlainConversion final : public Conversion {
 
  private:
   bool accumulate_;
+};
+
+class PlainSum final : public Sum {
+ public:
+  void run(std::span<const Tensor* const> terms, Tensor& dst) const override {
+    float* out = dst.data();
+    std::copy_n(terms[0]->data(), dst.numel(), out);
+    for (size_t t = 1; t < terms.size(); ++t)
+      std::transform(out, out + dst.numel(), terms[t]->data(), out, std::plus<float>());
+  }
 };
 }  // namespace
 
@@ -52,6 +63,16 @@ std::unique_ptr<Conversion> make_conversion(const TensorSpec& from, const Tensor
 #else
   BATON_FAIL("blocked layouts need the oneDNN kernels, which this baton was built without");
 #endif
+}
+
+std::unique_ptr<Sum> make_sum(const TensorSpec& spec, int terms, Backend backend) {
+  BATON_CHECK(terms >= 1, "a sum needs at least one term");
+#if BATON_WITH_ONEDNN
+  if (backend == Backend::cpu) return make_cpu_sum(spec, terms);
+#endif
+  BATON_CHECK(spec.plain(), "the reference kernels only sum plain tensors, not " << spec.layout_name());
+  (void)backend;
+  return std::make_unique<PlainSum>();
 }
 
 }  // namespace baton::layers

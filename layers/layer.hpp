@@ -22,12 +22,19 @@ struct ParamsView {
   uint64_t version = 0;
 };
 
+// How a layer's input gradients relate, so the network can share buffers instead of copying.
+enum class InputGrads {
+  separate,     // backward_data writes each input's gradient
+  output_grad,  // each input's gradient is the output's gradient: nothing to compute (residual add)
+  shared,       // every input has the same gradient; backward_data writes it to the first non-null entry
+};
+
 // What setup() decided: the layouts each input must arrive in (the network reorders a producer's
 // output when it differs) and the output's. Gradients use the layout of the tensor they belong to.
 struct LayerIO {
   std::vector<TensorSpec> inputs;
   TensorSpec output;
-  bool grad_is_identity = false;  // every input's gradient equals the output's gradient (residual add)
+  InputGrads input_grads = InputGrads::separate;
 };
 
 struct ForwardArgs {
@@ -53,9 +60,18 @@ struct BackwardArgs {
   const int32_t* labels;
 };
 
+enum class ReluSide { after, before };
+
 class Layer {
  public:
   virtual ~Layer() = default;
+
+  // Asks the layer, before setup(), to apply a neighbouring ReLU as part of its own passes, so the
+  // network can skip it. after: forward writes relu(output) and backward_data receives the
+  // gradient of relu(output). before: the input arrives before the ReLU, forward computes
+  // layer(relu(input)) and backward_data returns the gradient of the un-rectified input.
+  // Returns false when the layer cannot.
+  virtual bool absorb_relu(ReluSide side) { (void)side; return false; }
 
   // Creates primitives and per-slot workspaces for inputs of these dims and layouts.
   virtual LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) = 0;
@@ -80,5 +96,13 @@ class Conversion {
 };
 std::unique_ptr<Conversion> make_conversion(const TensorSpec& from, const TensorSpec& to, bool accumulate,
                                             Backend backend);
+
+// dst = sum of `terms` tensors, all of `spec`, in one pass: gradients meeting at a fork.
+class Sum {
+ public:
+  virtual ~Sum() = default;
+  virtual void run(std::span<const Tensor* const> terms, Tensor& dst) const = 0;
+};
+std::unique_ptr<Sum> make_sum(const TensorSpec& spec, int terms, Backend backend);
 
 }  // namespace baton::layers

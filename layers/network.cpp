@@ -23,6 +23,7 @@ struct Network::Value {
   };
   std::vector<Term> grad_terms;
   bool grad_aliases_term = false;  // one term in the value's own layout: used in place
+  std::unique_ptr<Sum> sum_terms;  // several terms, all in the value's layout: summed in one pass
   std::unique_ptr<Conversion> to_plain;  // leaving values stored in a blocked layout
 };
 
@@ -33,7 +34,10 @@ struct Network::LocalNode {
   LayerIO io;
   std::vector<int> inputs;                              // value ids
   std::vector<std::unique_ptr<Conversion>> to_wanted;   // per input; null when layouts agree
-  std::vector<bool> grad_is_output_grad;                // per input: its gradient is the output's, in place
+  // Per input, where its gradient lives: its own buffer, the output's gradient, or the buffer of
+  // an earlier input (shared gradients).
+  std::vector<int> grad_source;
+  bool absorbed = false;  // a ReLU its producer or reader applies: no passes, output aliases its input
   int64_t param_offset = 0, param_count = 0, state_offset = 0, state_count = 0;
   uint64_t random_key = 0;
 };
@@ -49,6 +53,9 @@ struct Network::Slot {
 };
 
 namespace {
+constexpr int kOwnGrad = -2;
+constexpr int kOutputGrad = -1;
+
 Dims with_batch(int64_t batch, const Dims& sample_dims) {
   Dims dims{batch};
   dims.insert(dims.end(), sample_dims.begin(), sample_dims.end());
@@ -97,14 +104,50 @@ void Network::build_values(const ModelSpec& model) {
   }
 }
 
+namespace {
+int readers_of(const ModelSpec& model, int i) {
+  int readers = 0;
+  for (const Node& node : model.nodes) readers += int(std::count(node.inputs.begin(), node.inputs.end(), i));
+  return readers;
+}
+}  // namespace
+
+// Creates every node's layer and lets neighbours apply ReLUs themselves where kernels can: a layer
+// whose only reader is a ReLU may apply it after its output (batch norm, residual add), and a layer
+// whose only input is a ReLU read by nothing else may apply it before (max pooling). Absorbed ReLU
+// nodes get no layer.
+std::vector<std::unique_ptr<Layer>> Network::create_layers(const ModelSpec& model, std::vector<bool>& absorbed) const {
+  std::vector<std::unique_ptr<Layer>> layers;
+  for (int i = first_; i < last_; ++i) layers.push_back(make_layer(model.nodes[i].layer, options_.backend));
+  absorbed.assign(layers.size(), false);
+  for (int i = first_; i < last_; ++i) {
+    const Node& relu = model.nodes[i];
+    if (!std::holds_alternative<ReluSpec>(relu.layer)) continue;
+    const int producer = relu.inputs[0], reader = i + 1;
+    const bool producer_here = producer >= first_ && !absorbed[producer - first_];
+    if (producer_here && readers_of(model, producer) == 1 &&
+        layers[producer - first_]->absorb_relu(ReluSide::after)) {
+      absorbed[i - first_] = true;
+    } else if (reader < last_ && readers_of(model, i) == 1 && model.nodes[reader].inputs == std::vector<int>{i} &&
+               layers[reader - first_]->absorb_relu(ReluSide::before)) {
+      absorbed[i - first_] = true;
+    }
+    if (absorbed[i - first_]) layers[i - first_].reset();
+  }
+  return layers;
+}
+
 void Network::setup_nodes(const ModelSpec& model) {
   ModelShapes shapes = infer_shapes(model, options_.batch);
+  std::vector<bool> absorbed;
+  std::vector<std::unique_ptr<Layer>> layers = create_layers(model, absorbed);
   for (int i = first_; i < last_; ++i) {
     const Node& spec = model.nodes[i];
     LocalNode node;
     node.index = i;
     node.name = spec.name;
-    node.layer = make_layer(spec.layer, options_.backend);
+    node.absorbed = absorbed[i - first_];
+    node.layer = std::move(layers[i - first_]);
     std::vector<TensorSpec> given;
     for (size_t k = 0; k < spec.inputs.size(); ++k) {
       int source = spec.inputs[k];
@@ -114,7 +157,7 @@ void Network::setup_nodes(const ModelSpec& model) {
       values_[value].consumers.emplace_back(int(nodes_.size()), int(k));
       given.push_back(values_[value].spec);
     }
-    node.io = node.layer->setup(given, options_.slots);
+    node.io = node.absorbed ? LayerIO{given, given[0], InputGrads::output_grad} : node.layer->setup(given, options_.slots);
     for (size_t k = 0; k < given.size(); ++k) {
       node.to_wanted.push_back(same_layout(given[k], node.io.inputs[k])
                                    ? nullptr
@@ -159,7 +202,11 @@ void Network::allocate_slot(Slot& slot) {
     activation_bytes_ += spec.bytes();
     return Tensor(spec);
   };
-  for (const Value& value : values_) slot.values.push_back(own(value.spec));
+  for (const Value& value : values_) {
+    const LocalNode* node = value.producer >= first_ ? &nodes_[value.producer - first_] : nullptr;
+    slot.values.push_back(node && node->absorbed ? Tensor(value.spec, slot.values[node->inputs[0]].data())
+                                                 : own(value.spec));
+  }
   for (const LocalNode& node : nodes_) {
     std::vector<Tensor> staged;
     for (size_t k = 0; k < node.inputs.size(); ++k)
@@ -188,17 +235,33 @@ void Network::plan_gradients() {
     if (!value.needs_grad) continue;
     for (auto [node, input] : value.consumers) value.grad_terms.push_back({node, input, nullptr});
     if (value.leaving >= 0) value.grad_terms.push_back({-1, -1, nullptr});
+    if (value.grad_terms.empty()) continue;  // nothing reads it (the loss)
     value.grad_aliases_term =
         value.grad_terms.size() == 1 && same_layout(term_spec(value, value.grad_terms[0]), value.spec);
     if (value.grad_aliases_term) continue;
+    if (std::all_of(value.grad_terms.begin(), value.grad_terms.end(),
+                    [&](const Value::Term& t) { return same_layout(term_spec(value, t), value.spec); })) {
+      value.sum_terms = make_sum(value.spec, int(value.grad_terms.size()), options_.backend);
+      continue;
+    }
     for (size_t k = 0; k < value.grad_terms.size(); ++k)
       value.grad_terms[k].add = make_conversion(term_spec(value, value.grad_terms[k]), value.spec, k > 0, options_.backend);
   }
   for (size_t n = 0; n < nodes_.size(); ++n) {
     LocalNode& node = nodes_[n];
-    bool output_has_grad = !values_[value_of_node(int(n))].grad_terms.empty();
-    for (const TensorSpec& input : node.io.inputs)
-      node.grad_is_output_grad.push_back(node.io.grad_is_identity && output_has_grad && same_layout(input, node.io.output));
+    const bool output_has_grad = !values_[value_of_node(int(n))].grad_terms.empty();
+    int first_needed = -1;
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const TensorSpec& input = node.io.inputs[k];
+      int source = kOwnGrad;
+      if (node.io.input_grads == InputGrads::output_grad && output_has_grad && same_layout(input, node.io.output))
+        source = kOutputGrad;
+      if (node.io.input_grads == InputGrads::shared && first_needed >= 0 &&
+          same_layout(input, node.io.inputs[first_needed]))
+        source = first_needed;
+      if (first_needed < 0 && values_[node.inputs[k]].needs_grad) first_needed = int(k);
+      node.grad_source.push_back(source);
+    }
   }
 }
 
@@ -226,11 +289,13 @@ void Network::bind_gradients(Slot& slot) {
     edges.resize(node.inputs.size());
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (!values_[node.inputs[k]].needs_grad) continue;
-      if (node.grad_is_output_grad[k]) {
-        edges[k] = Tensor(node.io.inputs[k], slot.value_grads[value_of_node(n)].data());
-      } else {
+      const int source = node.grad_source[k];
+      if (source == kOwnGrad) {
         edges[k] = Tensor(node.io.inputs[k]);
         activation_bytes_ += node.io.inputs[k].bytes();
+      } else {
+        const Tensor& shared = source == kOutputGrad ? slot.value_grads[value_of_node(n)] : edges[source];
+        edges[k] = Tensor(node.io.inputs[k], const_cast<float*>(shared.data()));
       }
     }
   }
@@ -258,6 +323,7 @@ void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsVi
   Slot& slot = slots_.at(slot_index);
   for (size_t n = 0; n < nodes_.size(); ++n) {
     LocalNode& node = nodes_[n];
+    if (node.absorbed) continue;
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (node.to_wanted[k]) node.to_wanted[k]->run(slot.values[node.inputs[k]], slot.staged[n][k]);
     }
@@ -280,10 +346,14 @@ void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsVi
 void Network::finish_gradient(Slot& slot, int id) {
   const Value& value = values_[id];
   if (value.grad_aliases_term) return;
-  for (const Value::Term& term : value.grad_terms) {
-    const Tensor& source = term.node < 0 ? slot.output_grads[value.leaving] : slot.edge_grads[term.node][term.input];
-    term.add->run(source, slot.value_grads[id]);
+  std::vector<const Tensor*> terms;
+  for (const Value::Term& term : value.grad_terms)
+    terms.push_back(term.node < 0 ? &slot.output_grads[value.leaving] : &slot.edge_grads[term.node][term.input]);
+  if (value.sum_terms) {
+    value.sum_terms->run(terms, slot.value_grads[id]);
+    return;
   }
+  for (size_t k = 0; k < terms.size(); ++k) value.grad_terms[k].add->run(*terms[k], slot.value_grads[id]);
 }
 
 void Network::backward_data(int slot_index, ParamsView weights, float loss_scale) {
@@ -292,8 +362,8 @@ void Network::backward_data(int slot_index, ParamsView weights, float loss_scale
     LocalNode& node = nodes_[n];
     int value = value_of_node(n);
     finish_gradient(slot, value);
-    if (std::all_of(node.grad_is_output_grad.begin(), node.grad_is_output_grad.end(), [](bool b) { return b; }))
-      continue;  // an identity gradient already in place (residual add)
+    if (std::all_of(node.grad_source.begin(), node.grad_source.end(), [](int s) { return s == kOutputGrad; }))
+      continue;  // an identity gradient already in place (residual add, absorbed ReLU)
     std::vector<Tensor*> grads;
     for (Tensor& edge : slot.edge_grads[n]) grads.push_back(edge.empty() ? nullptr : &edge);
     std::vector<const Tensor*> inputs = node_inputs(slot, node);

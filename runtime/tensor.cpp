@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/mman.h>
+
 #include "runtime/error.hpp"
 
 namespace baton {
@@ -33,11 +35,16 @@ bool same_layout(const TensorSpec& a, const TensorSpec& b) {
   return a.layout->same_as(*b.layout);
 }
 
+// Buffers of 2 MiB and more are 2 MiB aligned and marked for transparent huge pages: activations
+// are walked in blocked layouts, and 4 KiB pages cost TLB misses on every tensor.
 std::shared_ptr<float> allocate_floats(size_t count) {
-  constexpr size_t alignment = 64;
-  size_t bytes = std::max<size_t>(alignment, (count * sizeof(float) + alignment - 1) / alignment * alignment);
+  constexpr size_t huge_page = size_t(2) << 20;
+  const size_t payload = std::max<size_t>(1, count) * sizeof(float);
+  const size_t alignment = payload >= huge_page ? huge_page : 64;
+  const size_t bytes = (payload + alignment - 1) / alignment * alignment;
   void* memory = std::aligned_alloc(alignment, bytes);
   BATON_CHECK(memory != nullptr, "out of memory allocating " << bytes << " bytes");
+  if (alignment == huge_page) madvise(memory, bytes, MADV_HUGEPAGE);
   std::memset(memory, 0, bytes);
   return std::shared_ptr<float>(static_cast<float*>(memory), [](float* p) { std::free(p); });
 }

@@ -94,6 +94,20 @@ TensorSpec channel_blocked_spec(const Dims& dims, int block) {
 
 void execute(const dnnl::primitive& primitive, const Args& args) { primitive.execute(stream(), args); }
 
+namespace {
+dnnl::eltwise_forward::primitive_desc relu_forward_pd(const memory::desc& data) {
+  return dnnl::eltwise_forward::primitive_desc(
+      {dnnl::prop_kind::forward_training, dnnl::algorithm::eltwise_relu_use_dst_for_bwd, data, 0.f}, engine());
+}
+}  // namespace
+
+dnnl::primitive relu_forward(const memory::desc& data) { return dnnl::eltwise_forward(relu_forward_pd(data)); }
+
+dnnl::primitive relu_backward(const memory::desc& data) {
+  return dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc(
+      {dnnl::algorithm::eltwise_relu_use_dst_for_bwd, data, data, 0.f}, engine(), relu_forward_pd(data)));
+}
+
 std::vector<Tensor> slot_buffers(const memory::desc& desc, int slots) {
   int64_t floats = int64_t((desc.get_size() + sizeof(float) - 1) / sizeof(float));
   std::vector<Tensor> buffers;

@@ -50,6 +50,11 @@ TensorSpec channel_blocked_spec(const Dims& dims, int block);  // block as chann
 
 void execute(const dnnl::primitive& primitive, const Args& args);
 
+// ReLU primitives whose backward reads the forward's output (diff_src = diff_dst where dst > 0),
+// so the input need not be kept. The forward may run in place.
+dnnl::primitive relu_forward(const memory::desc& data);
+dnnl::primitive relu_backward(const memory::desc& data);
+
 // One buffer of `desc`'s size per slot (workspaces saved between a forward and its backward).
 std::vector<Tensor> slot_buffers(const memory::desc& desc, int slots);
 

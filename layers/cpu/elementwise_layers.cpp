@@ -19,10 +19,8 @@ class Relu final : public Layer {
  public:
   LayerIO setup(const std::vector<TensorSpec>& inputs, int /*slots*/) override {
     data_ = desc_of(inputs[0]);
-    auto kind = algorithm::eltwise_relu_use_dst_for_bwd;
-    dnnl::eltwise_forward::primitive_desc forward_pd({prop_kind::forward_training, kind, data_, 0.f}, engine());
-    forward_ = dnnl::eltwise_forward(forward_pd);
-    backward_ = dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc({kind, data_, data_, 0.f}, engine(), forward_pd));
+    forward_ = relu_forward(data_);
+    backward_ = relu_backward(data_);
     return LayerIO{{inputs[0]}, inputs[0]};
   }
 
@@ -42,13 +40,24 @@ class Relu final : public Layer {
   dnnl::primitive forward_, backward_;
 };
 
+// Residual add, optionally with the following ReLU applied as a post-op (then both inputs share
+// the gradient relu'(y)·dy, computed once).
 class Add final : public Layer {
  public:
+  bool absorb_relu(ReluSide side) override { return relu_ = side == ReluSide::after; }
+
   LayerIO setup(const std::vector<TensorSpec>& inputs, int /*slots*/) override {
     data_ = desc_of(inputs[0]);
-    forward_ = dnnl::binary(dnnl::binary::primitive_desc({algorithm::binary_add, data_, data_, data_}, engine()));
+    dnnl::primitive_attr attr;
+    if (relu_) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
+      attr.set_post_ops(ops);
+      relu_backward_ = relu_backward(data_);
+    }
+    forward_ = dnnl::binary(dnnl::binary::primitive_desc({algorithm::binary_add, data_, data_, data_}, attr, engine()));
     LayerIO io{{inputs[0], inputs[0]}, inputs[0]};
-    io.grad_is_identity = true;
+    io.input_grads = relu_ ? InputGrads::shared : InputGrads::output_grad;
     return io;
   }
 
@@ -59,12 +68,24 @@ class Add final : public Layer {
   }
 
   void backward_data(const BackwardArgs& a) override {
-    for (Tensor* grad : a.grad_inputs) copy_unless_same(*a.grad_output, grad);
+    const Tensor* grad = a.grad_output;
+    for (Tensor* grad_input : a.grad_inputs) {
+      if (grad_input == nullptr) continue;
+      if (relu_ && grad == a.grad_output) {
+        execute(relu_backward_, {{DNNL_ARG_DST, wrap(data_, a.output->data())},
+                                 {DNNL_ARG_DIFF_DST, wrap(data_, a.grad_output->data())},
+                                 {DNNL_ARG_DIFF_SRC, wrap(data_, grad_input->data())}});
+        grad = grad_input;
+      } else {
+        copy_unless_same(*grad, grad_input);
+      }
+    }
   }
 
  private:
+  bool relu_ = false;
   memory::desc data_;
-  dnnl::primitive forward_;
+  dnnl::primitive forward_, relu_backward_;
 };
 
 class Flatten final : public Layer {

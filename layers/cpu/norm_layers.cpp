@@ -13,12 +13,15 @@ class BatchNorm final : public Layer {
  public:
   explicit BatchNorm(const BatchNormSpec& spec) : spec_(spec) {}
 
+  bool absorb_relu(ReluSide side) override { return relu_ = side == ReluSide::after; }
+
   LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) override {
     const Dims& dims = inputs[0].dims;
     channels_ = dims[1];
     per_channel_ = element_count(dims) / channels_;
     data_ = desc_of(inputs[0]);
     auto flags = normalization_flags::use_scale_shift;
+    if (relu_) flags |= normalization_flags::fuse_norm_relu;
     dnnl::batch_normalization_forward::primitive_desc train_pd(
         {prop_kind::forward_training, data_, spec_.epsilon, flags}, engine());
     dnnl::batch_normalization_forward::primitive_desc eval_pd(
@@ -30,6 +33,8 @@ class BatchNorm final : public Layer {
     backward_ = dnnl::batch_normalization_backward(backward_pd);
     stat_ = train_pd.mean_desc();
     scale_shift_ = plain_desc({2, channels_});
+    if (relu_) relu_masks_ = slot_buffers(train_pd.workspace_desc(), slots);
+    workspace_ = train_pd.workspace_desc();
     means_ = slot_buffers(stat_, slots);
     variances_ = slot_buffers(stat_, slots);
     scale_shift_grads_ = slot_buffers(scale_shift_, slots);
@@ -40,11 +45,13 @@ class BatchNorm final : public Layer {
     bool training = a.phase == Phase::train;
     float* mean = training ? means_[a.slot].data() : a.state;
     float* variance = training ? variances_[a.slot].data() : a.state + channels_;
-    execute(training ? train_ : eval_, {{DNNL_ARG_SRC, wrap(data_, a.inputs[0]->data())},
-                                        {DNNL_ARG_MEAN, wrap(stat_, mean)},
-                                        {DNNL_ARG_VARIANCE, wrap(stat_, variance)},
-                                        {DNNL_ARG_SCALE_SHIFT, wrap(scale_shift_, a.params.data)},
-                                        {DNNL_ARG_DST, wrap(data_, a.output->data())}});
+    Args args{{DNNL_ARG_SRC, wrap(data_, a.inputs[0]->data())},
+              {DNNL_ARG_MEAN, wrap(stat_, mean)},
+              {DNNL_ARG_VARIANCE, wrap(stat_, variance)},
+              {DNNL_ARG_SCALE_SHIFT, wrap(scale_shift_, a.params.data)},
+              {DNNL_ARG_DST, wrap(data_, a.output->data())}};
+    if (relu_ && training) args.emplace(DNNL_ARG_WORKSPACE, wrap(workspace_, relu_masks_[a.slot].data()));
+    execute(training ? train_ : eval_, args);
     if (training) update_running_statistics(mean, variance, a.state);
   }
 
@@ -55,13 +62,15 @@ class BatchNorm final : public Layer {
       if (unneeded_grad_.empty()) unneeded_grad_ = Tensor(a.inputs[0]->spec());
       grad_input = &unneeded_grad_;
     }
-    execute(backward_, {{DNNL_ARG_SRC, wrap(data_, a.inputs[0]->data())},
-                        {DNNL_ARG_MEAN, wrap(stat_, means_[a.slot].data())},
-                        {DNNL_ARG_VARIANCE, wrap(stat_, variances_[a.slot].data())},
-                        {DNNL_ARG_DIFF_DST, wrap(data_, a.grad_output->data())},
-                        {DNNL_ARG_SCALE_SHIFT, wrap(scale_shift_, a.params.data)},
-                        {DNNL_ARG_DIFF_SRC, wrap(data_, grad_input->data())},
-                        {DNNL_ARG_DIFF_SCALE_SHIFT, wrap(scale_shift_, scale_shift_grads_[a.slot].data())}});
+    Args args{{DNNL_ARG_SRC, wrap(data_, a.inputs[0]->data())},
+              {DNNL_ARG_MEAN, wrap(stat_, means_[a.slot].data())},
+              {DNNL_ARG_VARIANCE, wrap(stat_, variances_[a.slot].data())},
+              {DNNL_ARG_DIFF_DST, wrap(data_, a.grad_output->data())},
+              {DNNL_ARG_SCALE_SHIFT, wrap(scale_shift_, a.params.data)},
+              {DNNL_ARG_DIFF_SRC, wrap(data_, grad_input->data())},
+              {DNNL_ARG_DIFF_SCALE_SHIFT, wrap(scale_shift_, scale_shift_grads_[a.slot].data())}};
+    if (relu_) args.emplace(DNNL_ARG_WORKSPACE, wrap(workspace_, relu_masks_[a.slot].data()));
+    execute(backward_, args);
   }
 
   void backward_weights(const BackwardArgs& a) override {
@@ -80,8 +89,10 @@ class BatchNorm final : public Layer {
   }
 
   BatchNormSpec spec_;
+  bool relu_ = false;  // the following ReLU is applied here (fuse_norm_relu)
   int64_t channels_ = 0, per_channel_ = 0;
-  memory::desc data_, stat_, scale_shift_;
+  memory::desc data_, stat_, scale_shift_, workspace_;
+  std::vector<Tensor> relu_masks_;
   dnnl::primitive train_, eval_, backward_;
   std::vector<Tensor> means_, variances_, scale_shift_grads_;
   Tensor unneeded_grad_;

@@ -24,6 +24,11 @@ class Pool final : public Layer {
  public:
   explicit Pool(const LayerSpec& spec) : spec_(spec) {}
 
+  // max(relu(x)) = relu(max(x)), gradients included: the ReLU then runs on the smaller output.
+  bool absorb_relu(ReluSide side) override {
+    return relu_ = side == ReluSide::before && std::holds_alternative<MaxPoolSpec>(spec_);
+  }
+
   LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) override {
     const Dims& in = inputs[0].dims;
     output_dims_ = infer_output_dims(spec_, {in});
@@ -44,6 +49,11 @@ class Pool final : public Layer {
 
     workspace_desc_ = fwd_pd.workspace_desc();
     if (workspace_desc_.get_size() > 0) workspaces_ = slot_buffers(workspace_desc_, slots);
+    if (relu_) {
+      relu_forward_ = relu_forward(dst_);
+      relu_backward_ = relu_backward(dst_);
+      masked_grad_ = Tensor(spec_of(pooled, dst_));
+    }
     if (global_) {
       pooled_ = Tensor(spec_of(pooled, dst_));
       to_plain_ = Reorder(dst_, plain_desc(pooled), false);
@@ -57,6 +67,7 @@ class Pool final : public Layer {
     Args args{{DNNL_ARG_SRC, wrap(src_, a.inputs[0]->data())}, {DNNL_ARG_DST, wrap(dst_, dst)}};
     add_workspace(args, a.slot);
     execute(forward_, args);
+    if (relu_) execute(relu_forward_, {{DNNL_ARG_SRC, wrap(dst_, dst)}, {DNNL_ARG_DST, wrap(dst_, dst)}});
     if (global_) to_plain_.run(pooled_.data(), a.output->data());
   }
 
@@ -66,6 +77,12 @@ class Pool final : public Layer {
     if (global_) {
       from_plain_.run(a.grad_output->data(), pooled_.data());
       diff_dst = pooled_.data();
+    }
+    if (relu_) {
+      execute(relu_backward_, {{DNNL_ARG_DST, wrap(dst_, a.output->data())},
+                               {DNNL_ARG_DIFF_DST, wrap(dst_, diff_dst)},
+                               {DNNL_ARG_DIFF_SRC, wrap(dst_, masked_grad_.data())}});
+      diff_dst = masked_grad_.data();
     }
     Args args{{DNNL_ARG_DIFF_DST, wrap(dst_, diff_dst)}, {DNNL_ARG_DIFF_SRC, wrap(src_, a.grad_inputs[0]->data())}};
     add_workspace(args, a.slot);
@@ -80,6 +97,9 @@ class Pool final : public Layer {
   LayerSpec spec_;
   Dims output_dims_;
   bool global_ = false;
+  bool relu_ = false;  // the preceding ReLU, applied to the output
+  dnnl::primitive relu_forward_, relu_backward_;
+  Tensor masked_grad_;
   memory::desc src_, dst_, workspace_desc_;
   dnnl::primitive forward_, backward_;
   std::vector<Tensor> workspaces_;

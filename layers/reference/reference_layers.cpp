@@ -34,7 +34,7 @@ class ReferenceLayer : public Layer {
     LayerIO io;
     for (const Dims& dims : input_dims_) io.inputs.push_back(TensorSpec{dims, nullptr});
     io.output = TensorSpec{output_dims_, nullptr};
-    io.grad_is_identity = std::holds_alternative<AddSpec>(spec_);
+    if (std::holds_alternative<AddSpec>(spec_)) io.input_grads = InputGrads::output_grad;
     return io;
   }
 

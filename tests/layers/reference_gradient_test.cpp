@@ -746,7 +746,7 @@ TEST(ReferenceLayer, EveryKindSetsUpPlain) {
     EXPECT_EQ(io.output.dims, infer_output_dims(spec, input_dims));
     ASSERT_EQ(io.inputs.size(), inputs.size());
     for (const TensorSpec& in : io.inputs) EXPECT_TRUE(in.plain());
-    EXPECT_EQ(io.grad_is_identity, std::holds_alternative<AddSpec>(spec));
+    EXPECT_EQ(io.input_grads == InputGrads::output_grad, std::holds_alternative<AddSpec>(spec));
   }
 }
 
