@@ -421,4 +421,11 @@ int64_t Network::correct(int slot, int64_t count) const {
 
 void Network::zero_grads() { grads_.fill(0.0f); }
 
+std::vector<int> Network::absorbed_relus() const {
+  std::vector<int> indices;
+  for (const LocalNode& node : nodes_)
+    if (node.absorbed) indices.push_back(node.index);
+  return indices;
+}
+
 }  // namespace baton::layers

@@ -69,6 +69,9 @@ class Network {
   void weights_changed() { ++weights_version_; }  // call after writing weights()
   void zero_grads();
 
+  // Model indices of the ReLU nodes whose work a neighbouring layer does (see Layer::absorb_relu).
+  std::vector<int> absorbed_relus() const;
+
   int64_t param_count() const { return param_count_; }
   const std::vector<ParamRange>& param_ranges() const { return param_ranges_; }
   size_t activation_bytes() const { return activation_bytes_; }  // all slots

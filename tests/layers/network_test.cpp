@@ -179,3 +179,69 @@ TEST(NetworkStages, SplitAcrossSkipConnectionsEqualsWholeModel) {
 
 }  // namespace
 }  // namespace baton::layers
+
+namespace baton::layers {
+namespace {
+
+// Where the oneDNN kernels apply a ReLU inside a neighbouring layer (batch norm and residual add
+// after themselves, max pooling before itself), the range [1, end) of these models must match the
+// reference kernels, which run every ReLU on its own: outputs, input and weight gradients.
+struct FusedCase {
+  std::string name;
+  std::vector<Node> nodes;  // node 0 makes the entering value, so it has a gradient
+  int relu;                 // the ReLU node the oneDNN kernels fold into its neighbour
+};
+
+class FusedRelu : public ::testing::TestWithParam<FusedCase> {};
+
+TEST_P(FusedRelu, MatchesSeparateReluOnReferenceKernels) {
+  const FusedCase& c = GetParam();
+  ModelSpec model{c.name, {16, 6, 6}, 4, c.nodes};
+  model.nodes.push_back({"pool", GlobalAvgPoolSpec{}, {int(model.nodes.size()) - 1}});
+  model.nodes.push_back({"fc", LinearSpec{4}, {int(model.nodes.size()) - 1}});
+  model.nodes.push_back({"loss", SoftmaxCrossEntropySpec{}, {int(model.nodes.size()) - 1}});
+  const int end = int(c.nodes.size());
+  std::vector<float> outputs[2], input_grads[2], grads[2];
+  for (int b = 0; b < 2; ++b) {
+    Network net(model, 1, end, {b == 0 ? Backend::cpu : Backend::reference, 3, 1, 4});
+    ASSERT_EQ(net.entering().size(), 1u);
+    EXPECT_EQ(net.absorbed_relus(), b == 0 ? std::vector<int>{c.relu} : std::vector<int>{});
+    std::vector<float> x = random_values(net.input(0, 0).numel(), 21);
+    std::copy(x.begin(), x.end(), net.input(0, 0).data());
+    net.forward(0, Phase::train, 1, net.current_weights());
+    const Tensor& y = net.output(0, 0);
+    outputs[b].assign(y.data(), y.data() + y.numel());
+    std::vector<float> dy = random_values(y.numel(), 22);
+    std::copy(dy.begin(), dy.end(), net.output_grad(0, 0).data());
+    net.backward_data(0, net.current_weights(), 1.0f);
+    net.backward_weights(0, net.grads().data());
+    const Tensor& dx = net.input_grad(0, 0);
+    input_grads[b].assign(dx.data(), dx.data() + dx.numel());
+    grads[b].assign(net.grads().begin(), net.grads().end());
+  }
+  EXPECT_TRUE(close("output", outputs[0], outputs[1], 1e-5));
+  EXPECT_TRUE(close("input gradient", input_grads[0], input_grads[1], 1e-5));
+  EXPECT_TRUE(close("weight gradients", grads[0], grads[1], 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, FusedRelu,
+    ::testing::Values(
+        FusedCase{"batchnorm_then_relu",
+                  {{"conv", Conv2dSpec{16, 3, 1, 1}, {kImages}}, {"bn", BatchNormSpec{}, {0}}, {"relu", ReluSpec{}, {1}}},
+                  2},
+        FusedCase{"add_then_relu",
+                  {{"conv", Conv2dSpec{16, 3, 1, 1}, {kImages}},
+                   {"bn", BatchNormSpec{}, {0}},
+                   {"add", AddSpec{}, {1, 0}},
+                   {"relu", ReluSpec{}, {2}}},
+                  3},
+        FusedCase{"relu_then_maxpool",
+                  {{"conv", Conv2dSpec{16, 3, 1, 1}, {kImages}},
+                   {"relu", ReluSpec{}, {0}},
+                   {"pool", MaxPoolSpec{2, 2}, {1}}},
+                  1}),
+    [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace baton::layers
