@@ -12,7 +12,6 @@ std::unique_ptr<Layer> make_reference_layer(const LayerSpec& spec);
 #if BATON_WITH_ONEDNN
 std::unique_ptr<Layer> make_cpu_layer(const LayerSpec& spec);
 std::unique_ptr<Conversion> make_cpu_conversion(const TensorSpec& from, const TensorSpec& to, bool accumulate);
-std::unique_ptr<Sum> make_cpu_sum(const TensorSpec& spec, int terms);
 #endif
 
 namespace {
@@ -28,16 +27,6 @@ class PlainConversion final : public Conversion {
 
  private:
   bool accumulate_;
-};
-
-class PlainSum final : public Sum {
- public:
-  void run(std::span<const Tensor* const> terms, Tensor& dst) const override {
-    float* out = dst.data();
-    std::copy_n(terms[0]->data(), dst.numel(), out);
-    for (size_t t = 1; t < terms.size(); ++t)
-      std::transform(out, out + dst.numel(), terms[t]->data(), out, std::plus<float>());
-  }
 };
 }  // namespace
 
@@ -65,14 +54,32 @@ std::unique_ptr<Conversion> make_conversion(const TensorSpec& from, const Tensor
 #endif
 }
 
-std::unique_ptr<Sum> make_sum(const TensorSpec& spec, int terms, Backend backend) {
-  BATON_CHECK(terms >= 1, "a sum needs at least one term");
-#if BATON_WITH_ONEDNN
-  if (backend == Backend::cpu) return make_cpu_sum(spec, terms);
-#endif
-  BATON_CHECK(spec.plain(), "the reference kernels only sum plain tensors, not " << spec.layout_name());
-  (void)backend;
-  return std::make_unique<PlainSum>();
+void sum_gradients(std::span<const float* const> terms, const float* relu_output, float* dst, size_t count) {
+  const int64_t n = int64_t(count);
+  const float* a = terms[0];
+  const float* b = terms.size() > 1 ? terms[1] : nullptr;
+  if (terms.size() > 2) {  // rare: fold the third and later terms into dst first
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = a[i] + b[i];
+    for (size_t t = 2; t + 1 < terms.size(); ++t) {
+#pragma omp parallel for simd
+      for (int64_t i = 0; i < n; ++i) dst[i] += terms[t][i];
+    }
+    a = dst;
+    b = terms.back();
+  }
+  if (b && relu_output) {
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = relu_output[i] > 0.0f ? a[i] + b[i] : 0.0f;
+  } else if (b) {
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = a[i] + b[i];
+  } else if (relu_output) {
+#pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = relu_output[i] > 0.0f ? a[i] : 0.0f;
+  } else if (a != dst) {
+    std::copy_n(a, n, dst);
+  }
 }
 
 }  // namespace baton::layers

@@ -26,7 +26,6 @@ struct ParamsView {
 enum class InputGrads {
   separate,     // backward_data writes each input's gradient
   output_grad,  // each input's gradient is the output's gradient: nothing to compute (residual add)
-  shared,       // every input has the same gradient; backward_data writes it to the first non-null entry
 };
 
 // What setup() decided: the layouts each input must arrive in (the network reorders a producer's
@@ -61,17 +60,19 @@ struct BackwardArgs {
 };
 
 enum class ReluSide { after, before };
+enum class Absorbed { no, both_passes, forward_only };
 
 class Layer {
  public:
   virtual ~Layer() = default;
 
   // Asks the layer, before setup(), to apply a neighbouring ReLU as part of its own passes, so the
-  // network can skip it. after: forward writes relu(output) and backward_data receives the
-  // gradient of relu(output). before: the input arrives before the ReLU, forward computes
+  // network can skip it. after: forward writes relu(output); with Absorbed::both_passes
+  // backward_data receives the gradient of relu(output), with Absorbed::forward_only it receives
+  // the gradient of the output (the network applies the ReLU's backward while it sums the
+  // gradients reaching it). before: the input arrives before the ReLU, forward computes
   // layer(relu(input)) and backward_data returns the gradient of the un-rectified input.
-  // Returns false when the layer cannot.
-  virtual bool absorb_relu(ReluSide side) { (void)side; return false; }
+  virtual Absorbed absorb_relu(ReluSide side) { (void)side; return Absorbed::no; }
 
   // Creates primitives and per-slot workspaces for inputs of these dims and layouts.
   virtual LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) = 0;
@@ -97,12 +98,8 @@ class Conversion {
 std::unique_ptr<Conversion> make_conversion(const TensorSpec& from, const TensorSpec& to, bool accumulate,
                                             Backend backend);
 
-// dst = sum of `terms` tensors, all of `spec`, in one pass: gradients meeting at a fork.
-class Sum {
- public:
-  virtual ~Sum() = default;
-  virtual void run(std::span<const Tensor* const> terms, Tensor& dst) const = 0;
-};
-std::unique_ptr<Sum> make_sum(const TensorSpec& spec, int terms, Backend backend);
+// dst = the sum of `terms` (count floats each, one layout), zeroed wherever relu_output <= 0
+// when relu_output is given: gradients meeting at a fork, through a ReLU, in one pass.
+void sum_gradients(std::span<const float* const> terms, const float* relu_output, float* dst, size_t count);
 
 }  // namespace baton::layers

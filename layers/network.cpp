@@ -23,7 +23,10 @@ struct Network::Value {
   };
   std::vector<Term> grad_terms;
   bool grad_aliases_term = false;  // one term in the value's own layout: used in place
-  std::unique_ptr<Sum> sum_terms;  // several terms, all in the value's layout: summed in one pass
+  bool terms_in_value_layout = false;  // all terms in the value's layout: summed in one pass
+  // The value is the output of a ReLU that a layer applied in forward only: its gradient is
+  // stored already through the ReLU's backward (zero where the value is not positive).
+  bool relu_mask = false;
   std::unique_ptr<Conversion> to_plain;  // leaving values stored in a blocked layout
 };
 
@@ -34,9 +37,7 @@ struct Network::LocalNode {
   LayerIO io;
   std::vector<int> inputs;                              // value ids
   std::vector<std::unique_ptr<Conversion>> to_wanted;   // per input; null when layouts agree
-  // Per input, where its gradient lives: its own buffer, the output's gradient, or the buffer of
-  // an earlier input (shared gradients).
-  std::vector<int> grad_source;
+  std::vector<bool> grad_is_output_grad;  // per input: its gradient is the output's, in place
   bool absorbed = false;  // a ReLU its producer or reader applies: no passes, output aliases its input
   int64_t param_offset = 0, param_count = 0, state_offset = 0, state_count = 0;
   uint64_t random_key = 0;
@@ -53,9 +54,6 @@ struct Network::Slot {
 };
 
 namespace {
-constexpr int kOwnGrad = -2;
-constexpr int kOutputGrad = -1;
-
 Dims with_batch(int64_t batch, const Dims& sample_dims) {
   Dims dims{batch};
   dims.insert(dims.end(), sample_dims.begin(), sample_dims.end());
@@ -116,37 +114,36 @@ int readers_of(const ModelSpec& model, int i) {
 // whose only reader is a ReLU may apply it after its output (batch norm, residual add), and a layer
 // whose only input is a ReLU read by nothing else may apply it before (max pooling). Absorbed ReLU
 // nodes get no layer.
-std::vector<std::unique_ptr<Layer>> Network::create_layers(const ModelSpec& model, std::vector<bool>& absorbed) const {
+std::vector<std::unique_ptr<Layer>> Network::create_layers(const ModelSpec& model, std::vector<Absorbed>& absorbed) const {
   std::vector<std::unique_ptr<Layer>> layers;
   for (int i = first_; i < last_; ++i) layers.push_back(make_layer(model.nodes[i].layer, options_.backend));
-  absorbed.assign(layers.size(), false);
+  absorbed.assign(layers.size(), Absorbed::no);
   for (int i = first_; i < last_; ++i) {
     const Node& relu = model.nodes[i];
     if (!std::holds_alternative<ReluSpec>(relu.layer)) continue;
     const int producer = relu.inputs[0], reader = i + 1;
-    const bool producer_here = producer >= first_ && !absorbed[producer - first_];
-    if (producer_here && readers_of(model, producer) == 1 &&
-        layers[producer - first_]->absorb_relu(ReluSide::after)) {
-      absorbed[i - first_] = true;
-    } else if (reader < last_ && readers_of(model, i) == 1 && model.nodes[reader].inputs == std::vector<int>{i} &&
-               layers[reader - first_]->absorb_relu(ReluSide::before)) {
-      absorbed[i - first_] = true;
-    }
-    if (absorbed[i - first_]) layers[i - first_].reset();
+    Absorbed& how = absorbed[i - first_];
+    if (producer >= first_ && absorbed[producer - first_] == Absorbed::no && readers_of(model, producer) == 1)
+      how = layers[producer - first_]->absorb_relu(ReluSide::after);
+    if (how == Absorbed::no && reader < last_ && readers_of(model, i) == 1 &&
+        model.nodes[reader].inputs == std::vector<int>{i})
+      how = layers[reader - first_]->absorb_relu(ReluSide::before);
+    if (how != Absorbed::no) layers[i - first_].reset();
   }
   return layers;
 }
 
 void Network::setup_nodes(const ModelSpec& model) {
   ModelShapes shapes = infer_shapes(model, options_.batch);
-  std::vector<bool> absorbed;
+  std::vector<Absorbed> absorbed;
   std::vector<std::unique_ptr<Layer>> layers = create_layers(model, absorbed);
   for (int i = first_; i < last_; ++i) {
     const Node& spec = model.nodes[i];
     LocalNode node;
     node.index = i;
     node.name = spec.name;
-    node.absorbed = absorbed[i - first_];
+    node.absorbed = absorbed[i - first_] != Absorbed::no;
+    values_[value_of_node(int(nodes_.size()))].relu_mask = absorbed[i - first_] == Absorbed::forward_only;
     node.layer = std::move(layers[i - first_]);
     std::vector<TensorSpec> given;
     for (size_t k = 0; k < spec.inputs.size(); ++k) {
@@ -236,32 +233,20 @@ void Network::plan_gradients() {
     for (auto [node, input] : value.consumers) value.grad_terms.push_back({node, input, nullptr});
     if (value.leaving >= 0) value.grad_terms.push_back({-1, -1, nullptr});
     if (value.grad_terms.empty()) continue;  // nothing reads it (the loss)
-    value.grad_aliases_term =
-        value.grad_terms.size() == 1 && same_layout(term_spec(value, value.grad_terms[0]), value.spec);
-    if (value.grad_aliases_term) continue;
-    if (std::all_of(value.grad_terms.begin(), value.grad_terms.end(),
-                    [&](const Value::Term& t) { return same_layout(term_spec(value, t), value.spec); })) {
-      value.sum_terms = make_sum(value.spec, int(value.grad_terms.size()), options_.backend);
-      continue;
-    }
+    value.terms_in_value_layout = std::all_of(value.grad_terms.begin(), value.grad_terms.end(), [&](const Value::Term& t) {
+      return same_layout(term_spec(value, t), value.spec);
+    });
+    value.grad_aliases_term = value.grad_terms.size() == 1 && value.terms_in_value_layout && !value.relu_mask;
+    if (value.terms_in_value_layout) continue;
     for (size_t k = 0; k < value.grad_terms.size(); ++k)
       value.grad_terms[k].add = make_conversion(term_spec(value, value.grad_terms[k]), value.spec, k > 0, options_.backend);
   }
   for (size_t n = 0; n < nodes_.size(); ++n) {
     LocalNode& node = nodes_[n];
     const bool output_has_grad = !values_[value_of_node(int(n))].grad_terms.empty();
-    int first_needed = -1;
-    for (size_t k = 0; k < node.inputs.size(); ++k) {
-      const TensorSpec& input = node.io.inputs[k];
-      int source = kOwnGrad;
-      if (node.io.input_grads == InputGrads::output_grad && output_has_grad && same_layout(input, node.io.output))
-        source = kOutputGrad;
-      if (node.io.input_grads == InputGrads::shared && first_needed >= 0 &&
-          same_layout(input, node.io.inputs[first_needed]))
-        source = first_needed;
-      if (first_needed < 0 && values_[node.inputs[k]].needs_grad) first_needed = int(k);
-      node.grad_source.push_back(source);
-    }
+    for (const TensorSpec& input : node.io.inputs)
+      node.grad_is_output_grad.push_back(node.io.input_grads == InputGrads::output_grad && output_has_grad &&
+                                         same_layout(input, node.io.output));
   }
 }
 
@@ -289,13 +274,11 @@ void Network::bind_gradients(Slot& slot) {
     edges.resize(node.inputs.size());
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (!values_[node.inputs[k]].needs_grad) continue;
-      const int source = node.grad_source[k];
-      if (source == kOwnGrad) {
+      if (node.grad_is_output_grad[k]) {
+        edges[k] = Tensor(node.io.inputs[k], slot.value_grads[value_of_node(n)].data());
+      } else {
         edges[k] = Tensor(node.io.inputs[k]);
         activation_bytes_ += node.io.inputs[k].bytes();
-      } else {
-        const Tensor& shared = source == kOutputGrad ? slot.value_grads[value_of_node(n)] : edges[source];
-        edges[k] = Tensor(node.io.inputs[k], const_cast<float*>(shared.data()));
       }
     }
   }
@@ -346,14 +329,16 @@ void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsVi
 void Network::finish_gradient(Slot& slot, int id) {
   const Value& value = values_[id];
   if (value.grad_aliases_term) return;
-  std::vector<const Tensor*> terms;
-  for (const Value::Term& term : value.grad_terms)
-    terms.push_back(term.node < 0 ? &slot.output_grads[value.leaving] : &slot.edge_grads[term.node][term.input]);
-  if (value.sum_terms) {
-    value.sum_terms->run(terms, slot.value_grads[id]);
-    return;
+  Tensor& grad = slot.value_grads[id];
+  const float* relu_output = value.relu_mask ? slot.values[id].data() : nullptr;
+  std::vector<const float*> terms;
+  for (const Value::Term& term : value.grad_terms) {
+    const Tensor& t = term.node < 0 ? slot.output_grads[value.leaving] : slot.edge_grads[term.node][term.input];
+    if (!value.terms_in_value_layout) term.add->run(t, grad);
+    terms.push_back(t.data());
   }
-  for (size_t k = 0; k < terms.size(); ++k) value.grad_terms[k].add->run(*terms[k], slot.value_grads[id]);
+  if (!value.terms_in_value_layout) terms.assign(1, grad.data());  // converted and summed already
+  if (value.terms_in_value_layout || relu_output) sum_gradients(terms, relu_output, grad.data(), grad.storage_floats());
 }
 
 void Network::backward_data(int slot_index, ParamsView weights, float loss_scale) {
@@ -362,7 +347,7 @@ void Network::backward_data(int slot_index, ParamsView weights, float loss_scale
     LocalNode& node = nodes_[n];
     int value = value_of_node(n);
     finish_gradient(slot, value);
-    if (std::all_of(node.grad_source.begin(), node.grad_source.end(), [](int s) { return s == kOutputGrad; }))
+    if (std::all_of(node.grad_is_output_grad.begin(), node.grad_is_output_grad.end(), [](bool b) { return b; }))
       continue;  // an identity gradient already in place (residual add, absorbed ReLU)
     std::vector<Tensor*> grads;
     for (Tensor& edge : slot.edge_grads[n]) grads.push_back(edge.empty() ? nullptr : &edge);

@@ -82,7 +82,7 @@ class Network {
   struct Slot;
 
   void build_values(const ModelSpec& model);
-  std::vector<std::unique_ptr<Layer>> create_layers(const ModelSpec& model, std::vector<bool>& absorbed) const;
+  std::vector<std::unique_ptr<Layer>> create_layers(const ModelSpec& model, std::vector<Absorbed>& absorbed) const;
   void setup_nodes(const ModelSpec& model);
   void init_buffers(const ModelSpec& model);
   void plan_gradients();

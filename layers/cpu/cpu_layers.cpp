@@ -38,30 +38,10 @@ class CpuConversion final : public Conversion {
  private:
   cpu::Reorder reorder_;
 };
-
-
-class CpuSum final : public Sum {
- public:
-  CpuSum(const TensorSpec& spec, int terms) : desc_(cpu::desc_of(spec)) {
-    std::vector<cpu::memory::desc> sources(size_t(terms), desc_);
-    sum_ = dnnl::sum(dnnl::sum::primitive_desc(desc_, std::vector<float>(size_t(terms), 1.0f), sources, cpu::engine()));
-  }
-  void run(std::span<const Tensor* const> terms, Tensor& dst) const override {
-    cpu::Args args{{DNNL_ARG_DST, cpu::wrap(desc_, dst.data())}};
-    for (size_t t = 0; t < terms.size(); ++t) args.emplace(DNNL_ARG_MULTIPLE_SRC + int(t), cpu::wrap(desc_, terms[t]->data()));
-    cpu::execute(sum_, args);
-  }
-
- private:
-  cpu::memory::desc desc_;
-  dnnl::primitive sum_;
-};
 }  // namespace
 
 std::unique_ptr<Conversion> make_cpu_conversion(const TensorSpec& from, const TensorSpec& to, bool accumulate) {
   return std::make_unique<CpuConversion>(from, to, accumulate);
 }
-
-std::unique_ptr<Sum> make_cpu_sum(const TensorSpec& spec, int terms) { return std::make_unique<CpuSum>(spec, terms); }
 
 }  // namespace baton::layers

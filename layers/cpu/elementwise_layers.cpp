@@ -40,11 +40,15 @@ class Relu final : public Layer {
   dnnl::primitive forward_, backward_;
 };
 
-// Residual add, optionally with the following ReLU applied as a post-op (then both inputs share
-// the gradient relu'(y)·dy, computed once).
+// Residual add, optionally with the following ReLU applied as a post-op in forward; its backward
+// is then left to the network, which folds it into the gradient sum at the fork after the ReLU.
 class Add final : public Layer {
  public:
-  bool absorb_relu(ReluSide side) override { return relu_ = side == ReluSide::after; }
+  Absorbed absorb_relu(ReluSide side) override {
+    if (side != ReluSide::after) return Absorbed::no;
+    relu_ = true;
+    return Absorbed::forward_only;
+  }
 
   LayerIO setup(const std::vector<TensorSpec>& inputs, int /*slots*/) override {
     data_ = desc_of(inputs[0]);
@@ -53,12 +57,9 @@ class Add final : public Layer {
       dnnl::post_ops ops;
       ops.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
       attr.set_post_ops(ops);
-      relu_backward_ = relu_backward(data_);
     }
     forward_ = dnnl::binary(dnnl::binary::primitive_desc({algorithm::binary_add, data_, data_, data_}, attr, engine()));
-    LayerIO io{{inputs[0], inputs[0]}, inputs[0]};
-    io.input_grads = relu_ ? InputGrads::shared : InputGrads::output_grad;
-    return io;
+    return LayerIO{{inputs[0], inputs[0]}, inputs[0], InputGrads::output_grad};
   }
 
   void forward(const ForwardArgs& a) override {
@@ -68,24 +69,13 @@ class Add final : public Layer {
   }
 
   void backward_data(const BackwardArgs& a) override {
-    const Tensor* grad = a.grad_output;
-    for (Tensor* grad_input : a.grad_inputs) {
-      if (grad_input == nullptr) continue;
-      if (relu_ && grad == a.grad_output) {
-        execute(relu_backward_, {{DNNL_ARG_DST, wrap(data_, a.output->data())},
-                                 {DNNL_ARG_DIFF_DST, wrap(data_, a.grad_output->data())},
-                                 {DNNL_ARG_DIFF_SRC, wrap(data_, grad_input->data())}});
-        grad = grad_input;
-      } else {
-        copy_unless_same(*grad, grad_input);
-      }
-    }
+    for (Tensor* grad : a.grad_inputs) copy_unless_same(*a.grad_output, grad);
   }
 
  private:
   bool relu_ = false;
   memory::desc data_;
-  dnnl::primitive forward_, relu_backward_;
+  dnnl::primitive forward_;
 };
 
 class Flatten final : public Layer {
@@ -145,6 +135,8 @@ class Dropout final : public Layer {
 };
 
 // Option-A shortcut on nchw, nChw8c or nChw16c data (other layouts are reordered to plain first).
+// Both passes are gathers that write every element once, padding included, so nothing is zeroed
+// beforehand.
 class ShortcutPad final : public Layer {
  public:
   explicit ShortcutPad(const ShortcutPadSpec& spec) : spec_(spec) {}
@@ -157,34 +149,51 @@ class ShortcutPad final : public Layer {
     return LayerIO{{input}, channel_blocked_spec(out_, block_)};
   }
 
+  // output(c, h, w) = input(c - pad, h*stride, w*stride), zero for the padded channels.
   void forward(const ForwardArgs& a) override {
-    a.output->fill(0.0f);
-    transfer(a.inputs[0]->data(), a.output->data(), true);
+    const int64_t pad = (out_[1] - in_[1]) / 2, stride = spec_.stride;
+    gather(out_, in_, -pad, a.inputs[0]->data(), a.output->data(),
+           [&](int64_t h, int64_t w) { return (h * stride * in_[3] + w * stride); });
   }
 
+  // grad_input(c, h, w) = grad_output(c + pad, h/stride, w/stride) where h and w are multiples of
+  // the stride, else zero.
   void backward_data(const BackwardArgs& a) override {
     if (a.grad_inputs[0] == nullptr) return;
-    a.grad_inputs[0]->fill(0.0f);
-    transfer(a.grad_output->data(), a.grad_inputs[0]->data(), false);
+    const int64_t pad = (out_[1] - in_[1]) / 2, stride = spec_.stride;
+    gather(in_, out_, pad, a.grad_output->data(), a.grad_inputs[0]->data(), [&](int64_t h, int64_t w) {
+      return h % stride == 0 && w % stride == 0 ? (h / stride) * out_[3] + w / stride : int64_t(-1);
+    });
   }
 
  private:
-  int64_t offset(const Dims& d, int64_t n, int64_t c, int64_t h, int64_t w) const {
-    int64_t blocks = (d[1] + block_ - 1) / block_;
-    return (((n * blocks + c / block_) * d[2] + h) * d[3] + w) * block_ + c % block_;
+  int64_t channel_blocks(const Dims& d) const { return (d[1] + block_ - 1) / block_; }
+
+  // Offset of element (n, c, 0, 0) in nChw{block}c; consecutive positions are `block_` floats apart.
+  int64_t channel_base(const Dims& d, int64_t n, int64_t c) const {
+    return (n * channel_blocks(d) + c / block_) * d[2] * d[3] * block_ + c % block_;
   }
 
-  // Forward: output(c + pad, h, w) = input(c, h*stride, w*stride); backward: the transpose.
-  void transfer(const float* from, float* to, bool forward) const {
-    const int64_t pad = (out_[1] - in_[1]) / 2, stride = spec_.stride;
+  // Writes every element of `to` (dims to_dims) once: to(n, c, h, w) = from(n, c + shift, p) with
+  // p = position(h, w), or zero where that channel does not exist or p is -1.
+  template <class Position>
+  void gather(const Dims& to_dims, const Dims& from_dims, int64_t shift, const float* from, float* to,
+              Position position) const {
+    const int64_t blocks = channel_blocks(to_dims), plane = to_dims[2] * to_dims[3], B = block_;
 #pragma omp parallel for collapse(2)
-    for (int64_t n = 0; n < in_[0]; ++n) {
-      for (int64_t c = 0; c < in_[1]; ++c) {
-        for (int64_t h = 0; h < out_[2]; ++h) {
-          for (int64_t w = 0; w < out_[3]; ++w) {
-            int64_t small = offset(in_, n, c, h * stride, w * stride), large = offset(out_, n, c + pad, h, w);
-            if (forward) to[large] = from[small];
-            else to[small] = from[large];
+    for (int64_t n = 0; n < to_dims[0]; ++n) {
+      for (int64_t cb = 0; cb < blocks; ++cb) {
+        std::vector<int64_t> source(size_t(B), -1);  // per lane: offset of its (n, c + shift, 0, 0)
+        for (int64_t lane = 0; lane < B; ++lane) {
+          const int64_t c = cb * B + lane, c_from = c + shift;
+          if (c < to_dims[1] && c_from >= 0 && c_from < from_dims[1]) source[lane] = channel_base(from_dims, n, c_from);
+        }
+        float* out = to + (n * blocks + cb) * plane * B;
+        for (int64_t h = 0; h < to_dims[2]; ++h) {
+          for (int64_t w = 0; w < to_dims[3]; ++w, out += B) {
+            const int64_t p = position(h, w);
+            for (int64_t lane = 0; lane < B; ++lane)
+              out[lane] = p >= 0 && source[lane] >= 0 ? from[source[lane] + p * B] : 0.0f;
           }
         }
       }

@@ -13,7 +13,11 @@ class BatchNorm final : public Layer {
  public:
   explicit BatchNorm(const BatchNormSpec& spec) : spec_(spec) {}
 
-  bool absorb_relu(ReluSide side) override { return relu_ = side == ReluSide::after; }
+  Absorbed absorb_relu(ReluSide side) override {
+    if (side != ReluSide::after) return Absorbed::no;
+    relu_ = true;
+    return Absorbed::both_passes;
+  }
 
   LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) override {
     const Dims& dims = inputs[0].dims;

@@ -25,8 +25,10 @@ class Pool final : public Layer {
   explicit Pool(const LayerSpec& spec) : spec_(spec) {}
 
   // max(relu(x)) = relu(max(x)), gradients included: the ReLU then runs on the smaller output.
-  bool absorb_relu(ReluSide side) override {
-    return relu_ = side == ReluSide::before && std::holds_alternative<MaxPoolSpec>(spec_);
+  Absorbed absorb_relu(ReluSide side) override {
+    if (side != ReluSide::before || !std::holds_alternative<MaxPoolSpec>(spec_)) return Absorbed::no;
+    relu_ = true;
+    return Absorbed::both_passes;
   }
 
   LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) override {

@@ -119,8 +119,12 @@ TEST_P(CpuLayer, MatchesReferenceInEveryPass) {
       EXPECT_TRUE(close("backward_data slot " + std::to_string(slot) + " input " + std::to_string(k), cpu_dx[k],
                         ref_dx[k], c.tolerance));
   }
-  if (!cpu.grads_.empty()) EXPECT_TRUE(close("backward_weights (accumulated 4x)", cpu.grads_, ref.grads_, c.tolerance));
-  if (!cpu.state_.empty()) EXPECT_TRUE(close("running statistics", cpu.state_, ref.state_, c.tolerance));
+  if (!cpu.grads_.empty()) {
+    EXPECT_TRUE(close("backward_weights (accumulated 4x)", cpu.grads_, ref.grads_, c.tolerance));
+  }
+  if (!cpu.state_.empty()) {
+    EXPECT_TRUE(close("running statistics", cpu.state_, ref.state_, c.tolerance));
+  }
   if (!cpu.state_.empty()) {
     EXPECT_TRUE(close("eval forward", cpu.forward(0, x[0], labels[0], Phase::eval),
                       ref.forward(0, x[0], labels[0], Phase::eval), c.tolerance));
