@@ -13,6 +13,8 @@ std::unique_ptr<Layer> make_conv2d(const Conv2dSpec& spec);
 std::unique_ptr<Layer> make_linear(const LinearSpec& spec);
 std::unique_ptr<Layer> make_relu();
 std::unique_ptr<Layer> make_pool(const LayerSpec& spec);  // max, average and global average
+bool tiled_max_pool_fits(const MaxPoolSpec& spec, const TensorSpec& input);
+std::unique_ptr<Layer> make_tiled_max_pool(const MaxPoolSpec& spec);
 std::unique_ptr<Layer> make_batch_norm(const BatchNormSpec& spec);
 std::unique_ptr<Layer> make_lrn(const LrnSpec& spec);
 std::unique_ptr<Layer> make_dropout(const DropoutSpec& spec);

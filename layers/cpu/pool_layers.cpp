@@ -109,8 +109,37 @@ class Pool final : public Layer {
   Reorder to_plain_, from_plain_;
 };
 
+// Max pooling: the tiled kernel where windows tile the image, oneDNN's otherwise; which one is
+// known only once setup() sees the input layout.
+class MaxPool final : public Layer {
+ public:
+  explicit MaxPool(const MaxPoolSpec& spec) : spec_(spec) {}
+
+  Absorbed absorb_relu(ReluSide side) override {
+    if (side != ReluSide::before) return Absorbed::no;
+    relu_ = true;
+    return Absorbed::both_passes;
+  }
+
+  LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) override {
+    kernel_ = tiled_max_pool_fits(spec_, inputs[0]) ? make_tiled_max_pool(spec_) : std::make_unique<Pool>(spec_);
+    if (relu_) kernel_->absorb_relu(ReluSide::before);
+    return kernel_->setup(inputs, slots);
+  }
+  void forward(const ForwardArgs& a) override { kernel_->forward(a); }
+  void backward_data(const BackwardArgs& a) override { kernel_->backward_data(a); }
+
+ private:
+  MaxPoolSpec spec_;
+  bool relu_ = false;
+  std::unique_ptr<Layer> kernel_;
+};
+
 }  // namespace
 
-std::unique_ptr<Layer> make_pool(const LayerSpec& spec) { return std::make_unique<Pool>(spec); }
+std::unique_ptr<Layer> make_pool(const LayerSpec& spec) {
+  if (const auto* max = std::get_if<MaxPoolSpec>(&spec)) return std::make_unique<MaxPool>(*max);
+  return std::make_unique<Pool>(spec);
+}
 
 }  // namespace baton::layers::cpu

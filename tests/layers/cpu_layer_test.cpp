@@ -149,6 +149,7 @@ std::vector<Case> cases() {
       {"relu", ReluSpec{}, {image}},
       {"maxpool2", MaxPoolSpec{2, 2}, {image}},
       {"maxpool3_stride2_pad1", MaxPoolSpec{3, 2, 1}, {image}},
+      {"maxpool3_tiled", MaxPoolSpec{3, 3}, {{2, 16, 10, 11}}},
       {"avgpool3_stride2_pad1", AvgPoolSpec{3, 2, 1}, {image}},
       {"global_avgpool", GlobalAvgPoolSpec{}, {image}},
       {"batchnorm", BatchNormSpec{}, {image}, 1, 1e-4},
