@@ -111,7 +111,9 @@ class Conv2d final : public WeightedLayer {
   explicit Conv2d(const Conv2dSpec& spec) : spec_(spec), conv_(spec) {}
 
   LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) override {
-    algorithm_ = winograd_pays(inputs[0].dims) ? algorithm::convolution_winograd : algorithm::convolution_direct;
+    const int64_t channels = std::min(inputs[0].dims[1], conv_.out_channels);
+    data_algorithm_ = algorithm_for(channels, 32);
+    weights_algorithm_ = algorithm_for(channels, 16);
     return WeightedLayer::setup(inputs, slots);
   }
 
@@ -120,9 +122,9 @@ class Conv2d final : public WeightedLayer {
 
   dnnl::primitive_desc make_forward(const memory::desc& src, const memory::desc& weights, const memory::desc& bias,
                                     const memory::desc& dst) override {
-    auto desc = conv_.bias ? dnnl::convolution_forward::desc(prop_kind::forward_training, algorithm_,
+    auto desc = conv_.bias ? dnnl::convolution_forward::desc(prop_kind::forward_training, data_algorithm_,
                                                              src, weights, bias, dst, strides(), padding(), padding())
-                           : dnnl::convolution_forward::desc(prop_kind::forward_training, algorithm_,
+                           : dnnl::convolution_forward::desc(prop_kind::forward_training, data_algorithm_,
                                                              src, weights, dst, strides(), padding(), padding());
     forward_ = dnnl::convolution_forward::primitive_desc(desc, engine());
     return forward_;
@@ -130,27 +132,28 @@ class Conv2d final : public WeightedLayer {
 
   dnnl::primitive_desc make_backward_data(const memory::desc& diff_src, const memory::desc& weights,
                                           const memory::desc& diff_dst) override {
-    dnnl::convolution_backward_data::desc desc(algorithm_, diff_src, weights, diff_dst, strides(),
+    dnnl::convolution_backward_data::desc desc(data_algorithm_, diff_src, weights, diff_dst, strides(),
                                                padding(), padding());
     return dnnl::convolution_backward_data::primitive_desc(desc, engine(), forward_);
   }
 
   dnnl::primitive_desc make_backward_weights(const memory::desc& src, const memory::desc& diff_weights,
                                              const memory::desc& diff_bias, const memory::desc& diff_dst) override {
-    auto desc = conv_.bias ? dnnl::convolution_backward_weights::desc(algorithm_, src, diff_weights,
+    auto desc = conv_.bias ? dnnl::convolution_backward_weights::desc(weights_algorithm_, src, diff_weights,
                                                                       diff_bias, diff_dst, strides(), padding(), padding())
-                           : dnnl::convolution_backward_weights::desc(algorithm_, src, diff_weights,
+                           : dnnl::convolution_backward_weights::desc(weights_algorithm_, src, diff_weights,
                                                                       diff_dst, strides(), padding(), padding());
     return dnnl::convolution_backward_weights::primitive_desc(desc, engine(), forward_);
   }
 
  private:
-  // oneDNN's Winograd F(4x4, 3x3) beat the direct kernels here by 1.2-1.5x for 3x3 stride-1
-  // convolutions with 32 or more channels in and out, and lost by up to 2.5x at 16 channels
-  // (measured in all three passes at batch 128, 1 thread; see README).
-  bool winograd_pays(const Dims& input) const {
-    return conv_.kernel == 3 && conv_.stride == 1 && input[1] >= 32 && conv_.out_channels >= 32 &&
-           input[1] % 16 == 0 && conv_.out_channels % 16 == 0;
+  // oneDNN's Winograd F(4x4, 3x3) against its direct kernels on 3x3 stride-1 convolutions at batch
+  // 128, 1 thread (bench/kernels_bench, Conv3x3): forward and data gradient 1.4-1.7x faster from 32
+  // channels up but 1.5x slower at 16; the weight gradient 1.2-1.8x faster from 16 channels up.
+  algorithm algorithm_for(int64_t channels, int64_t winograd_from) const {
+    const bool winograd = conv_.kernel == 3 && conv_.stride == 1 && channels >= winograd_from && channels % 16 == 0 &&
+                          conv_.out_channels % 16 == 0;
+    return winograd ? algorithm::convolution_winograd : algorithm::convolution_direct;
   }
 
   memory::dims strides() const { return {conv_.stride, conv_.stride}; }
@@ -158,7 +161,8 @@ class Conv2d final : public WeightedLayer {
 
   LayerSpec spec_;
   Conv2dSpec conv_;
-  algorithm algorithm_ = algorithm::convolution_direct;
+  algorithm data_algorithm_ = algorithm::convolution_direct;     // forward and data gradient
+  algorithm weights_algorithm_ = algorithm::convolution_direct;  // weight gradient
   dnnl::convolution_forward::primitive_desc forward_;
 };
 
