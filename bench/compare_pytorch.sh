@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Times whole training steps of baton and of PyTorch (bench/pytorch_models.py) on the same zoo models,
-# one program at a time, and prints a table: step times, their ratio, baton's GFLOP/s and share of peak.
+# one program at a time, and prints a table: step times, their ratio, baton's GFLOP/s and its share of
+# the FMA peak per core — as measured here by bench/kernels_bench (FmaPeak), and of the nominal 230.
 # Usage: bench/compare_pytorch.sh [model:batch[:threads] ...]   (default: resnet20:128 lenet5:64)
 set -euo pipefail
 
@@ -10,7 +11,7 @@ readonly SCRIPT_DIR REPO_ROOT
 readonly ROUNDS="${ROUNDS:-3}"          # baton and PyTorch alternate this many times per model
 readonly ITERATIONS="${ITERATIONS:-20}" # timed steps per run (each run reports its median)
 readonly WARMUP="${WARMUP:-3}"          # untimed steps per run
-readonly PEAK_PER_CORE=230              # GFLOP/s of FMA peak per core
+readonly NOMINAL_PEAK=230               # GFLOP/s of FMA peak per core quoted for these machines
 
 die() { echo "compare_pytorch.sh: $*" >&2; exit 1; }
 
@@ -42,6 +43,15 @@ calc() { "$PYTHON" -c "print($1)"; }
 
 # median VALUES...: upper median, as baton bench reports.
 median() { "$PYTHON" -c 'import sys; v = sorted(map(float, sys.argv[1:])); print(v[len(v) // 2])' "$@"; }
+
+# measured_peak: GFLOP/s of one core running only FMAs (bench/kernels_bench beside the baton build).
+measured_peak() {
+  local bench
+  bench="$(dirname "$BATON_BIN")/../bench/kernels_bench"
+  [[ -x "$bench" ]] || die "no $bench to measure the FMA peak with; build the bench target."
+  OMP_NUM_THREADS=1 "$bench" --benchmark_filter=FmaPeak --benchmark_repetitions=5 --benchmark_format=json 2>/dev/null |
+    "$PYTHON" -c 'import json, sys; runs = json.load(sys.stdin)["benchmarks"]; print(max(r["FLOPS"] for r in runs) / 1e9)'
+}
 
 # baton_params MODEL: the parameter count `baton models` lists.
 baton_params() { "$BATON_BIN" models | awk -v m="$1" '$1 == m { print $2 }'; }
@@ -76,8 +86,9 @@ compare() {
   b="$(median "${baton_ms[@]}")"
   p="$(median "${pytorch_ms[@]}")"
   gflops="$(calc "$flops_per_image * $batch / ($b / 1e3) / 1e9")"
-  ROWS+=("$(printf '%-10s %6d %8d %10.2f %11.2f %14.2f %13.1f %10.1f%%' "$model" "$batch" "$threads" "$b" "$p" \
-    "$(calc "$b / $p")" "$gflops" "$(calc "100 * $gflops / ($PEAK_PER_CORE * $threads)")")")
+  ROWS+=("$(printf '%-10s %6d %8d %10.2f %11.2f %14.2f %13.1f %13.1f%% %12.1f%%' "$model" "$batch" "$threads" "$b" \
+    "$p" "$(calc "$b / $p")" "$gflops" "$(calc "100 * $gflops / ($PEAK * $threads)")" \
+    "$(calc "100 * $gflops / ($NOMINAL_PEAK * $threads)")")")
   local mine flag="match"
   mine="$(baton_params "$model")"
   [[ "$mine" == "$pytorch_params" ]] || flag="MISMATCH"
@@ -86,10 +97,11 @@ compare() {
 
 print_report() {
   echo
-  printf '%-10s %6s %8s %10s %11s %14s %13s %11s\n' model batch threads "baton ms" "pytorch ms" \
-    "baton/pytorch" "baton GFLOP/s" "of peak"
+  printf '%-10s %6s %8s %10s %11s %14s %13s %14s %13s\n' model batch threads "baton ms" "pytorch ms" \
+    "baton/pytorch" "baton GFLOP/s" "of measured" "of nominal"
   printf '%s\n' "${ROWS[@]}"
-  echo "(ms: median of $ROUNDS run medians, $ITERATIONS steps each; peak: $PEAK_PER_CORE GFLOP/s per core x threads)"
+  printf '(ms: median of %s run medians, %s steps each; peak per core x threads: measured %.1f GFLOP/s, nominal %s)\n' \
+    "$ROUNDS" "$ITERATIONS" "$PEAK" "$NOMINAL_PEAK"
   echo
   echo "parameter counts:"
   printf '%s\n' "${PARAM_LINES[@]}"
@@ -98,6 +110,7 @@ print_report() {
 main() {
   BATON_BIN="$(find_baton)"
   PYTHON="$(find_python)"
+  PEAK="$(measured_peak)"
   ROWS=()
   PARAM_LINES=()
   local -a pairs=("$@")
