@@ -11,6 +11,14 @@
 
 namespace {
 
+// Training and benchmarks run on one rank until the parallel modes arrive.
+void require_one_rank(const char* command) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  BATON_CHECK(size == 1, "baton " << command << " runs on one MPI rank for now, but this job has " << size
+                                  << "; start it without mpirun or with mpirun -n 1");
+}
+
 int run(const baton::Invocation& inv) {
   switch (inv.command) {
     case baton::Command::help:
@@ -21,9 +29,11 @@ int run(const baton::Invocation& inv) {
       baton::print_model_zoo(std::cout);
       return 0;
     case baton::Command::train:
+      require_one_rank("train");
       baton::run_training(inv.train);
       return 0;
     case baton::Command::bench:
+      require_one_rank("bench");
       std::cout << baton::run_bench(inv.bench).dump() << std::endl;
       return 0;
   }

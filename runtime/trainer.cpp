@@ -142,7 +142,8 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
               static_cast<long long>(c.batch_size), omp_get_max_threads(), c.backend.c_str());
   std::fflush(stdout);
   metrics.write({{"event", "start"}, {"model", c.model}, {"dataset", c.dataset}, {"params", net.param_count()},
-                 {"batch_size", c.batch_size}, {"threads", omp_get_max_threads()}, {"epochs", c.epochs}});
+                 {"batch_size", c.batch_size}, {"threads", omp_get_max_threads()}, {"epochs", c.epochs},
+                 {"activation_bytes", net.activation_bytes()}, {"weight_bytes", net.param_count() * 4}});
 
   std::vector<EpochStats> history;
   int64_t step = 0;
