@@ -1,0 +1,40 @@
+// Discrete-event simulation of all ranks' programs against a cost per instruction: receives wait
+// for their send, averaging waits for every replica of the stage. Gives each instruction's start
+// and end, the makespan and each rank's busy time; finds deadlocks under blocking semantics.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "schedulers/instruction.hpp"
+
+namespace baton::schedulers {
+
+// Seconds (or units) an instruction occupies its rank; sends and waits cost nothing on the rank,
+// a message arrives `latency(...)` after its send.
+struct CostModel {
+  std::function<double(const Program&, const Instruction&)> compute;
+  std::function<double(const Program&, const Instruction&)> latency;  // of a send, or of a collective
+};
+
+// Forward, BackwardData and BackwardWeights cost 1 per stage (split evenly over parts); the rest 0.
+CostModel unit_costs();
+
+struct Span {
+  double start = 0, end = 0;
+};
+
+struct Simulation {
+  std::vector<std::vector<Span>> spans;  // per rank, per instruction
+  double makespan = 0;
+  std::vector<double> busy;              // per rank: time spent computing
+  bool deadlocked = false;
+  std::string blocked;                   // when deadlocked: each stuck rank and what it waits for
+
+  double idle_fraction(int rank) const { return makespan > 0 ? 1.0 - busy[rank] / makespan : 0.0; }
+};
+
+Simulation simulate(const std::vector<Program>& programs, const CostModel& costs);
+
+}  // namespace baton::schedulers
