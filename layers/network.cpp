@@ -302,9 +302,26 @@ std::vector<const Tensor*> Network::node_inputs(Slot& slot, const LocalNode& nod
   return inputs;
 }
 
-void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsView weights) {
+NodeRange Network::resolved(NodeRange nodes) const {
+  if (nodes.end < 0) nodes.end = int(nodes_.size());
+  BATON_CHECK(nodes.begin >= 0 && nodes.begin < nodes.end && nodes.end <= int(nodes_.size()),
+              "node range [" << nodes.begin << ", " << nodes.end << ") is not inside a network of " << nodes_.size()
+                             << " nodes");
+  return nodes;
+}
+
+int Network::node_count() const { return int(nodes_.size()); }
+
+std::pair<int64_t, int64_t> Network::param_range(NodeRange nodes) const {
+  nodes = resolved(nodes);
+  auto offset = [&](int n) { return n < int(nodes_.size()) ? nodes_[size_t(n)].param_offset : param_count_; };
+  return {offset(nodes.begin), offset(nodes.end)};
+}
+
+void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsView weights, NodeRange range) {
   Slot& slot = slots_.at(slot_index);
-  for (size_t n = 0; n < nodes_.size(); ++n) {
+  range = resolved(range);
+  for (size_t n = size_t(range.begin); n < size_t(range.end); ++n) {
     LocalNode& node = nodes_[n];
     if (node.absorbed) continue;
     for (size_t k = 0; k < node.inputs.size(); ++k) {
@@ -322,7 +339,9 @@ void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsVi
     node.layer->forward(args);
   }
   for (const Value& value : values_) {
-    if (value.to_plain) value.to_plain->run(slot.values[&value - values_.data()], slot.outputs[value.leaving]);
+    const bool produced_here = value.producer >= first_ + range.begin && value.producer < first_ + range.end;
+    if (value.to_plain && produced_here)
+      value.to_plain->run(slot.values[&value - values_.data()], slot.outputs[value.leaving]);
   }
 }
 
@@ -341,9 +360,10 @@ void Network::finish_gradient(Slot& slot, int id) {
   if (value.terms_in_value_layout || relu_output) sum_gradients(terms, relu_output, grad.data(), grad.storage_floats());
 }
 
-void Network::backward_data(int slot_index, ParamsView weights, float loss_scale) {
+void Network::backward_data(int slot_index, ParamsView weights, float loss_scale, NodeRange range) {
   Slot& slot = slots_.at(slot_index);
-  for (int n = int(nodes_.size()) - 1; n >= 0; --n) {
+  range = resolved(range);
+  for (int n = range.end - 1; n >= range.begin; --n) {
     LocalNode& node = nodes_[n];
     int value = value_of_node(n);
     finish_gradient(slot, value);
@@ -358,14 +378,16 @@ void Network::backward_data(int slot_index, ParamsView weights, float loss_scale
                       nullptr,   loss_scale,          slot.labels.data()};
     node.layer->backward_data(args);
   }
+  if (range.begin > 0) return;  // the gradients leaving the network are complete with the first node
   for (size_t e = 0; e < entering_.size(); ++e) {
     if (values_[e].needs_grad) finish_gradient(slot, int(e));
   }
 }
 
-void Network::backward_weights(int slot_index, float* grads) {
+void Network::backward_weights(int slot_index, float* grads, NodeRange range) {
   Slot& slot = slots_.at(slot_index);
-  for (int n = int(nodes_.size()) - 1; n >= 0; --n) {
+  range = resolved(range);
+  for (int n = range.end - 1; n >= range.begin; --n) {
     LocalNode& node = nodes_[n];
     if (node.param_count == 0) continue;
     std::vector<const Tensor*> inputs = node_inputs(slot, node);

@@ -21,6 +21,13 @@ struct NetworkOptions {
   uint64_t seed = 0;  // initial weights and dropout masks
 };
 
+// A contiguous range of this network's own nodes (0 is its first), e.g. one gradient bucket;
+// end = -1 means to the last node.
+struct NodeRange {
+  int begin = 0;
+  int end = -1;
+};
+
 // Where one node's parameters sit in the flat buffer.
 struct ParamRange {
   int node;
@@ -52,11 +59,16 @@ class Network {
   bool has_loss() const { return has_loss_; }
   int32_t* labels(int slot);
 
-  // The passes. `weights` is a whole version of this range's flat parameters; the schedule
-  // chooses which version each pass sees. Weight gradients accumulate into `grads`.
-  void forward(int slot, Phase phase, uint64_t microbatch, ParamsView weights);
-  void backward_data(int slot, ParamsView weights, float loss_scale);
-  void backward_weights(int slot, float* grads);
+  // The passes, over all nodes or a sub-range (forward in order of ranges, backward in reverse).
+  // `weights` is a whole version of this network's flat parameters; the schedule chooses which
+  // version each pass sees. Weight gradients accumulate into `grads`.
+  void forward(int slot, Phase phase, uint64_t microbatch, ParamsView weights, NodeRange nodes = {});
+  void backward_data(int slot, ParamsView weights, float loss_scale, NodeRange nodes = {});
+  void backward_weights(int slot, float* grads, NodeRange nodes = {});
+
+  int node_count() const;
+  // The parameters of a node range: [first, last) in the flat buffers.
+  std::pair<int64_t, int64_t> param_range(NodeRange nodes) const;
 
   // Loss layer results of a slot, over its first `count` samples (the rest are padding).
   double loss_sum(int slot, int64_t count) const;
@@ -91,6 +103,7 @@ class Network {
   void finish_gradient(Slot& slot, int value);
   std::vector<const Tensor*> node_inputs(Slot& slot, const LocalNode& node);
   int value_of_node(int local) const { return int(entering_.size()) + local; }
+  NodeRange resolved(NodeRange nodes) const;
   const Tensor& loss_logits(int slot) const;
 
   int first_, last_;

@@ -20,6 +20,7 @@ const char* kUsage =
     "commands:\n"
     "  train    train a model (see baton train --help)\n"
     "  bench    time training steps on synthetic data (see baton bench --help)\n"
+    "  schedule print every rank's program of a training mode (see baton schedule --help)\n"
     "  models   list the model zoo with parameter counts and training FLOPs per image\n"
     "  --version\n";
 
@@ -56,6 +57,35 @@ po::options_description general_options(std::string& config_file, uint64_t& seed
   return group;
 }
 
+po::options_description parallel_options(ParallelConfig& p) {
+  po::options_description group("Parallel");
+  group.add_options()
+      ("stages", po::value(&p.stages)->default_value(p.stages), "pipeline stages K")
+      ("replicas", po::value(&p.replicas)->default_value(p.replicas), "data-parallel replicas R of every stage")
+      ("pipeline", po::value(&p.pipeline)->default_value(p.pipeline),
+       "none, gpipe, pipedream (1F1B, weight stashing), stale (1F1B, no stashing) or hybrid (stale, then gpipe)")
+      ("microbatches", po::value(&p.microbatches)->default_value(p.microbatches),
+       "microbatches per update (gradients accumulate; gpipe fills the pipe with them)")
+      ("dp", po::value(&p.dp)->default_value(p.dp), "averaging over replicas: sync, overlap, delayed or sharded")
+      ("split-backward", po::bool_switch(&p.split_backward),
+       "LayerPipe: send the input gradient before computing the weight gradient")
+      ("partition", po::value(&p.partition),
+       "where stages 2..K begin, as layer names or indices (e.g. layer2.0.conv1,layer3.0.conv1); default: balanced FLOPs")
+      ("hybrid-switch-epoch", po::value(&p.hybrid_switch_epoch),
+       "hybrid: the first epoch (1-based) trained with gpipe; default: half of the epochs")
+      ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
+      ("emulate", po::bool_switch(&p.emulate), "run every stage and replica in this one process")
+      ("timeline", po::value(&p.timeline), "write a Chrome-trace timeline (Perfetto) of the first epoch");
+  return group;
+}
+
+void check_parallel(const ParallelConfig& p) {
+  BATON_CHECK(p.stages >= 1, "--stages must be at least 1, not " << p.stages);
+  BATON_CHECK(p.replicas >= 1, "--replicas must be at least 1, not " << p.replicas);
+  BATON_CHECK(p.microbatches >= 1, "--microbatches must be at least 1, not " << p.microbatches);
+  BATON_CHECK(p.bucket_mb > 0, "--bucket-mb must be positive, not " << p.bucket_mb);
+}
+
 struct Parsed {
   po::variables_map vm;
   bool help = false;
@@ -87,6 +117,14 @@ Parsed parse(const po::options_description& all, const std::vector<std::string>&
   }
   parsed.help = parsed.vm.count("help") > 0;
   return parsed;
+}
+
+Invocation help_for(const po::options_description& options) {
+  std::ostringstream help;
+  help << options;
+  Invocation inv;
+  inv.help_text = help.str();
+  return inv;
 }
 
 void check_positive(int64_t value, const std::string& flag) {
@@ -123,20 +161,40 @@ Invocation parse_train(const std::vector<std::string>& args) {
   po::options_description output("Output");
   output.add_options()("metrics", po::value(&c.metrics), "write JSON lines (one per event) to this file");
   po::options_description all("baton train: train a model\n\nusage: baton train [options]");
-  all.add(general_options(config_file, c.seed, c.threads, c.backend)).add(data).add(optim).add(output);
+  all.add(general_options(config_file, c.seed, c.threads, c.backend))
+      .add(data)
+      .add(optim)
+      .add(parallel_options(c.parallel))
+      .add(output);
 
   Parsed parsed = parse(all, args, "train");
-  if (parsed.help) {
-    std::ostringstream help;
-    help << all;
-    return Invocation{Command::help, {}, {}, help.str()};
-  }
+  if (parsed.help) return help_for(all);
   if (!shape.empty()) c.synthetic_dims = parse_list(shape, "--input-shape");
   if (!milestones.empty()) c.lr_milestones = parse_list(milestones, "--lr-milestones");
   check_positive(c.epochs, "--epochs");
   check_positive(c.batch_size, "--batch-size");
   BATON_CHECK(c.lr > 0, "--lr must be positive, not " << c.lr);
   BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
+  check_parallel(c.parallel);
+  return inv;
+}
+
+Invocation parse_schedule(const std::vector<std::string>& args) {
+  Invocation inv;
+  inv.command = Command::schedule;
+  ScheduleCommand& c = inv.schedule;
+  c.parallel.stages = 4;
+  c.parallel.pipeline = "stale";
+  po::options_description shown("Schedule");
+  shown.add_options()("help,h", "print this help")("steps", po::value(&c.steps)->default_value(c.steps),
+                                                   "updates (minibatches) in the program shown");
+  po::options_description all("baton schedule: print every rank's program and its timing at unit costs\n\n"
+                              "usage: baton schedule [options]");
+  all.add(shown).add(parallel_options(c.parallel));
+  Parsed parsed = parse(all, args, "schedule");
+  if (parsed.help) return help_for(all);
+  check_positive(c.steps, "--steps");
+  check_parallel(c.parallel);
   return inv;
 }
 
@@ -155,11 +213,7 @@ Invocation parse_bench(const std::vector<std::string>& args) {
   c.threads = 1;
   all.add(general_options(config_file, c.seed, c.threads, c.backend)).add(run);
   Parsed parsed = parse(all, args, "bench");
-  if (parsed.help) {
-    std::ostringstream help;
-    help << all;
-    return Invocation{Command::help, {}, {}, help.str()};
-  }
+  if (parsed.help) return help_for(all);
   check_positive(c.batch_size, "--batch-size");
   check_positive(c.iterations, "--iterations");
   BATON_CHECK(c.warmup >= 0, "--warmup must be 0 or more, not " << c.warmup);
@@ -172,17 +226,18 @@ Invocation parse_bench(const std::vector<std::string>& args) {
 Invocation parse_command_line(int argc, const char* const argv[]) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help")
-    return Invocation{Command::help, {}, {}, kUsage};
-  if (args[0] == "--version") return Invocation{Command::version, {}, {}, std::string("baton ") + BATON_VERSION};
+    return Invocation{Command::help, {}, {}, {}, kUsage};
+  if (args[0] == "--version") return Invocation{Command::version, {}, {}, {}, std::string("baton ") + BATON_VERSION};
   const std::string command = args[0];
   args.erase(args.begin());
   if (command == "train") return parse_train(args);
   if (command == "bench") return parse_bench(args);
+  if (command == "schedule") return parse_schedule(args);
   if (command == "models") {
     BATON_CHECK(args.empty(), "baton models takes no options, but got '" << args[0] << "'");
-    return Invocation{Command::models, {}, {}, {}};
+    return Invocation{Command::models, {}, {}, {}, {}};
   }
-  BATON_FAIL("unknown command '" << command << "'; use train, bench or models (baton --help)");
+  BATON_FAIL("unknown command '" << command << "'; use train, bench, schedule or models (baton --help)");
 }
 
 }  // namespace baton

@@ -11,6 +11,22 @@
 
 namespace baton {
 
+// How the ranks of a run divide the work (DESIGN.md §1): stages × replicas, the pipeline schedule,
+// the averaging over replicas. One process can run all of them (--emulate).
+struct ParallelConfig {
+  int stages = 1;
+  int replicas = 1;
+  int microbatches = 1;                  // per update; gradients accumulate over them
+  std::string pipeline = "none";         // none, gpipe, pipedream, stale, hybrid
+  std::string dp = "sync";               // sync, overlap, delayed, sharded
+  bool split_backward = false;           // LayerPipe: input gradient sent before the weight gradient
+  std::string partition;                 // where stages 2..K begin; empty: balanced by FLOPs
+  bool emulate = false;
+  int64_t hybrid_switch_epoch = -1;      // hybrid: first gpipe epoch; -1: half of the epochs
+  double bucket_mb = 25;                 // gradient bucket size for overlap and sharded averaging
+  std::string timeline;                  // Chrome-trace file of the first epoch
+};
+
 struct TrainConfig {
   // model and data
   std::string model = "lenet5";
@@ -35,6 +51,7 @@ struct TrainConfig {
   int threads = 0;  // 0: OpenMP's default
   std::string backend = "cpu";
   std::string metrics;
+  ParallelConfig parallel;
 };
 
 struct BenchConfig {
@@ -47,12 +64,18 @@ struct BenchConfig {
   uint64_t seed = 1;
 };
 
-enum class Command { train, bench, models, help, version };
+struct ScheduleCommand {
+  ParallelConfig parallel;
+  int64_t steps = 4;  // updates shown
+};
+
+enum class Command { train, bench, models, schedule, help, version };
 
 struct Invocation {
   Command command = Command::help;
   TrainConfig train;
   BenchConfig bench;
+  ScheduleCommand schedule;
   std::string help_text;  // for Command::help
 };
 

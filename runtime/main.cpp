@@ -7,6 +7,7 @@
 
 #include "runtime/cli.hpp"
 #include "runtime/error.hpp"
+#include "runtime/parallel_plan.hpp"
 #include "runtime/trainer.hpp"
 
 namespace {
@@ -31,6 +32,9 @@ int run(const baton::Invocation& inv) {
     case baton::Command::train:
       require_one_rank("train");
       baton::run_training(inv.train);
+      return 0;
+    case baton::Command::schedule:
+      baton::print_schedule(inv.schedule, std::cout);
       return 0;
     case baton::Command::bench:
       require_one_rank("bench");

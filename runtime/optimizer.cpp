@@ -11,16 +11,21 @@ namespace baton {
 Sgd::Sgd(size_t count, SgdOptions options) : options_(options), velocity_(count, 0.0f) {}
 
 void Sgd::step(std::span<float> weights, std::span<const float> grads, float lr) {
-  BATON_CHECK(weights.size() == velocity_.size() && grads.size() == velocity_.size(),
+  step(weights, grads, lr, 0, weights.size());
+}
+
+void Sgd::step(std::span<float> weights, std::span<const float> grads, float lr, size_t begin, size_t end) {
+  BATON_CHECK(weights.size() == velocity_.size() && grads.size() == velocity_.size() && begin <= end &&
+                  end <= velocity_.size(),
               "optimizer set up for " << velocity_.size() << " parameters was handed " << weights.size());
   const float mu = options_.momentum, wd = options_.weight_decay;
   const bool nesterov = options_.nesterov;
   float* w = weights.data();
   const float* g = grads.data();
   float* v = velocity_.data();
-  const int64_t n = int64_t(weights.size());
+  const int64_t first = int64_t(begin), last = int64_t(end);
 #pragma omp parallel for simd
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = first; i < last; ++i) {
     const float d = g[i] + wd * w[i];
     v[i] = mu * v[i] + d;
     w[i] -= lr * (nesterov ? d + mu * v[i] : v[i]);

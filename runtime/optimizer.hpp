@@ -20,6 +20,8 @@ class Sgd {
   Sgd(size_t count, SgdOptions options);
   // d = g + wd·w;  v = μ·v + d;  w -= lr · (nesterov ? d + μ·v : v)
   void step(std::span<float> weights, std::span<const float> grads, float lr);
+  // The same update on elements [begin, end) only (one gradient bucket, or a shard of it).
+  void step(std::span<float> weights, std::span<const float> grads, float lr, size_t begin, size_t end);
   std::span<float> velocity() { return velocity_; }  // for checkpoints
   const SgdOptions& options() const { return options_; }
 

@@ -14,6 +14,7 @@
 #include "runtime/dataset.hpp"
 #include "runtime/error.hpp"
 #include "runtime/metrics.hpp"
+#include "runtime/local_run.hpp"
 #include "runtime/optimizer.hpp"
 
 namespace baton {
@@ -68,12 +69,7 @@ LrSchedule schedule_for(const TrainConfig& c, int64_t steps_per_epoch) {
   return s;
 }
 
-void load_batch(const Batch& batch, Network& net) {
-  std::copy(batch.images.begin(), batch.images.end(), net.input(0, 0).data());
-  std::copy(batch.labels.begin(), batch.labels.end(), net.labels(0));
-}
-
-// One optimisation step on the batch in slot 0: returns the summed loss and the hits.
+// One optimisation step of `baton bench` on the batch in slot 0.
 void train_step(Network& net, Sgd& sgd, float lr, uint64_t step) {
   net.zero_grads();
   net.forward(0, Phase::train, step, net.current_weights());
@@ -81,27 +77,6 @@ void train_step(Network& net, Sgd& sgd, float lr, uint64_t step) {
   net.backward_weights(0, net.grads().data());
   sgd.step(net.weights(), net.grads(), lr);
   net.weights_changed();
-}
-
-struct Totals {
-  double loss = 0;
-  int64_t hits = 0, images = 0;
-  double mean_loss() const { return images ? loss / double(images) : 0.0; }
-  double accuracy() const { return images ? double(hits) / double(images) : 0.0; }
-};
-
-Totals evaluate(Network& net, BatchLoader& loader) {
-  Totals totals;
-  Batch batch;
-  loader.start_epoch(0);
-  while (loader.next(batch)) {
-    load_batch(batch, net);
-    net.forward(0, Phase::eval, 0, net.current_weights());
-    totals.loss += net.loss_sum(0, batch.count);
-    totals.hits += net.correct(0, batch.count);
-    totals.images += batch.count;
-  }
-  return totals;
 }
 
 void set_threads(int threads) {
@@ -120,53 +95,105 @@ std::string human_count(double value) {
 
 }  // namespace
 
+namespace {
+
+// Per stage: its layers, parameters, forward weight delay and memory, for the start line and the
+// metrics file's config event. Weight bytes count weights, gradient, averaged gradient and
+// momentum (4 copies), plus the stashes PipeDream keeps.
+nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& plan, LocalRun& run,
+                               const ParallelConfig& p) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (int s = 0; s < p.stages; ++s) {
+    layers::Network& net = run.worker(s).network();
+    auto [first, last] = plan.stages[size_t(s)];
+    const int64_t stashes = p.pipeline == "pipedream" ? p.stages - 1 - s : 0;
+    stages.push_back({{"stage", s},
+                      {"layers", model.nodes[size_t(first)].name + " .. " + model.nodes[size_t(last - 1)].name},
+                      {"layer_count", last - first},
+                      {"params", net.param_count()},
+                      {"forward_delay", run.forward_delays()[size_t(s)]},
+                      {"activation_bytes", net.activation_bytes()},
+                      {"weight_bytes", net.param_count() * int64_t(sizeof(float)) * (4 + stashes)}});
+  }
+  return stages;
+}
+
+void print_stages(const nlohmann::json& stages) {
+  for (const auto& s : stages) {
+    std::printf("  stage %d: %s (%d layers), %s params, forward delay %lld, activations %.1f MB, weights %.1f MB\n",
+                s["stage"].get<int>(), s["layers"].get<std::string>().c_str(), s["layer_count"].get<int>(),
+                human_count(s["params"].get<double>()).c_str(), static_cast<long long>(s["forward_delay"].get<int64_t>()),
+                s["activation_bytes"].get<double>() / 1e6, s["weight_bytes"].get<double>() / 1e6);
+  }
+}
+
+void require_ranks_here(const ParallelConfig& p) {
+  const int ranks = p.stages * p.replicas;
+  BATON_CHECK(ranks == 1 || p.emulate, ranks << " ranks (" << p.stages << " stage(s) x " << p.replicas
+                                             << " replica(s)) run in this one process only with --emulate; "
+                                                "add --emulate (the MPI launch arrives with the communication layer)");
+}
+
+}  // namespace
+
 std::vector<EpochStats> run_training(const TrainConfig& c) {
   set_threads(c.threads);
+  const ParallelConfig& p = c.parallel;
+  require_ranks_here(p);
   const layers::ZooEntry& entry = layers::zoo_entry(c.model);
   DataSplit data = load_data(data_options(c, entry));
   layers::ModelSpec model = model_for(c.model, data.train, c.dataset);
-  Network net(model, 0, int(model.nodes.size()),
-              layers::NetworkOptions{parse_backend(c.backend), c.batch_size, 1, c.seed});
+  RunPlan plan = plan_run(model, p, c.batch_size, c.epochs);
   Normalization norm = channel_statistics(data.train);
   BatchLoader train_loader(data.train, norm, c.batch_size, true, true, c.seed);
-  BatchLoader test_loader(data.test, norm, c.batch_size, false, false, c.seed);
-  Sgd sgd(size_t(net.param_count()), SgdOptions{c.momentum, c.weight_decay, c.nesterov});
-  LrSchedule schedule = schedule_for(c, train_loader.batches_per_epoch());
+  BatchLoader test_loader(data.test, norm, plan.microbatch, false, false, c.seed);
+  const int64_t steps = train_loader.batches_per_epoch();
+  const int readers = p.replicas * p.microbatches * (p.stages == 1 ? 1 : 2);
+  LoaderSource source(train_loader, readers);
+  WorkerOptions common;
+  common.network = layers::NetworkOptions{parse_backend(c.backend), plan.microbatch, 1, c.seed};
+  common.sgd = SgdOptions{c.momentum, c.weight_decay, c.nesterov};
+  common.schedule = schedule_for(c, steps);
+  LocalRun run(model, plan, p, common, &source);
   MetricsLog metrics(c.metrics);
 
   std::printf("baton: training %s (%s params, %sFLOP per image) on %s: %lld train / %lld test images, batch %lld, "
               "%d threads, %s kernels\n",
-              c.model.c_str(), human_count(double(net.param_count())).c_str(),
+              c.model.c_str(), human_count(double(layers::count_params(model))).c_str(),
               human_count(layers::training_flops_per_image(model)).c_str(), c.dataset.c_str(),
               static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
               static_cast<long long>(c.batch_size), omp_get_max_threads(), c.backend.c_str());
+  if (run.ranks() > 1) {
+    std::printf("  %d stage(s) x %d replica(s) in this process, pipeline %s, %d microbatch(es) of %lld images, %s "
+                "averaging%s\n",
+                p.stages, p.replicas, p.pipeline.c_str(), p.microbatches, static_cast<long long>(plan.microbatch),
+                p.dp.c_str(), p.split_backward ? ", split backward" : "");
+  }
   std::fflush(stdout);
-  metrics.write({{"event", "start"}, {"model", c.model}, {"dataset", c.dataset}, {"params", net.param_count()},
-                 {"batch_size", c.batch_size}, {"threads", omp_get_max_threads()}, {"epochs", c.epochs},
-                 {"activation_bytes", net.activation_bytes()}, {"weight_bytes", net.param_count() * 4}});
 
   std::vector<EpochStats> history;
-  int64_t step = 0;
   for (int64_t epoch = 1; epoch <= c.epochs; ++epoch) {
-    ProgressBar bar("epoch " + std::to_string(epoch), train_loader.batches_per_epoch(), stdout_is_terminal());
-    Totals train;
-    Batch batch;
+    ProgressBar bar("epoch " + std::to_string(epoch), steps, stdout_is_terminal());
+    source.start_epoch(epoch, [&](int64_t done) { bar.update(done, ""); });
+    Timeline timeline;
+    const bool traced = epoch == 1 && !p.timeline.empty();
     auto start = Clock::now();
-    train_loader.start_epoch(epoch);
-    while (train_loader.next(batch)) {
-      load_batch(batch, net);
-      train_step(net, sgd, learning_rate(schedule, step), uint64_t(step));
-      ++step;
-      train.loss += net.loss_sum(0, batch.count);
-      train.hits += net.correct(0, batch.count);
-      train.images += batch.count;
-      bar.update(batch.index + 1, "loss " + std::to_string(train.mean_loss()).substr(0, 6));
-    }
+    EpochTotals train = run.train_epoch(epoch, c.epochs, steps, (epoch - 1) * steps, traced ? &timeline : nullptr);
     EpochStats stats;
     stats.epoch = epoch;
     stats.seconds = seconds_since(start);
     stats.images_per_sec = double(train.images) / stats.seconds;
-    Totals test = evaluate(net, test_loader);
+    if (traced) timeline.write(p.timeline);
+    if (epoch == 1) {
+      nlohmann::json stages = describe_stages(model, plan, run, p);
+      if (run.ranks() > 1) print_stages(stages);
+      metrics.write({{"event", "config"}, {"model", c.model}, {"dataset", c.dataset},
+                     {"params", layers::count_params(model)}, {"batch_size", c.batch_size},
+                     {"microbatch", plan.microbatch}, {"threads", omp_get_max_threads()}, {"epochs", c.epochs},
+                     {"replicas", p.replicas}, {"pipeline", p.pipeline}, {"microbatches", p.microbatches},
+                     {"dp", p.dp}, {"split_backward", p.split_backward}, {"stages", stages}});
+    }
+    EpochTotals test = run.evaluate(test_loader);
     bar.clear();
     stats.train_loss = train.mean_loss();
     stats.train_accuracy = train.accuracy();
@@ -179,7 +206,7 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
     metrics.write({{"event", "epoch"}, {"epoch", epoch}, {"train_loss", stats.train_loss},
                    {"train_accuracy", stats.train_accuracy}, {"test_loss", stats.test_loss},
                    {"test_accuracy", stats.test_accuracy}, {"images_per_sec", stats.images_per_sec},
-                   {"seconds", stats.seconds}, {"lr", learning_rate(schedule, step - 1)}});
+                   {"seconds", stats.seconds}, {"lr", learning_rate(common.schedule, epoch * steps - 1)}});
     history.push_back(stats);
   }
   return history;

@@ -193,16 +193,17 @@ class RankReplay {
   std::set<std::pair<int64_t, int>> started_, averaged_;
 };
 
-// Every send is received exactly once, by the rank it was sent to.
+// Every send is received exactly once, by the rank it was sent to. An unmatched message is
+// reported at its last send (too many sends) or its last receive (too many receives).
 void check_messages(const std::vector<Program>& programs) {
   using Message = std::tuple<bool, int64_t, int, int>;  // (gradient?, microbatch, from, to)
   std::map<Message, int> balance;
-  std::map<Message, std::pair<int, size_t>> where;
+  std::map<std::pair<Message, bool>, std::pair<int, size_t>> last;  // (message, is send) -> (rank, index)
   for (const Program& p : programs) {
     for (size_t k = 0; k < p.instructions.size(); ++k) {
       auto count = [&](Message m, int delta) {
         balance[m] += delta;
-        where.emplace(m, std::make_pair(p.rank, k));
+        last[{m, delta > 0}] = {p.rank, k};
       };
       std::visit(Overloaded{
                      [&](const SendActivation& i) { count({false, i.microbatch, p.rank, i.to}, +1); },
@@ -216,7 +217,7 @@ void check_messages(const std::vector<Program>& programs) {
   }
   for (const auto& [message, count] : balance) {
     if (count == 0) continue;
-    auto [rank, index] = where[message];
+    auto [rank, index] = last[{message, count > 0}];
     BATON_FAIL("invalid schedule at rank " << rank << ", instruction " << index << " ("
                                            << to_string(programs[size_t(rank)].instructions[index]) << "): "
                                            << (count > 0 ? "no rank receives it" : "no rank sends it")

@@ -1,0 +1,165 @@
+// Implementation of NetworkWorker and LoaderSource.
+#include "runtime/network_worker.hpp"
+
+#include <algorithm>
+
+#include "runtime/error.hpp"
+#include "runtime/rng.hpp"
+
+namespace baton {
+
+using schedulers::Direction;
+
+void LoaderSource::start_epoch(int64_t epoch, std::function<void(int64_t)> on_done) {
+  cache_.clear();
+  loaded_ = finished_ = 0;
+  on_done_ = std::move(on_done);
+  loader_.start_epoch(epoch);
+}
+
+const Batch& LoaderSource::minibatch(int64_t update) {
+  while (loaded_ <= update) {
+    Batch batch;
+    BATON_CHECK(loader_.next(batch), "the schedule asked for minibatch " << update << " but the epoch has only "
+                                                                        << loaded_);
+    cache_[loaded_++] = {std::move(batch), 0};
+  }
+  auto it = cache_.find(update);
+  BATON_CHECK(it != cache_.end(), "minibatch " << update << " was already used by all its readers");
+  return it->second.first;
+}
+
+void LoaderSource::done_with(int64_t update) {
+  auto it = cache_.find(update);
+  if (it == cache_.end() || ++it->second.second < readers_) return;
+  cache_.erase(it);
+  if (on_done_) on_done_(++finished_);
+}
+
+NetworkWorker::NetworkWorker(const layers::ModelSpec& model, int first, int last, const WorkerOptions& options,
+                             MinibatchSource* data)
+    : net_(model, first, last, options.network), options_(options), data_(data),
+      sgd_(size_t(net_.param_count()), options.sgd), averaged_(size_t(net_.param_count()), 0.0f),
+      versions_(options.parts.size(), 0) {
+  // Each replica's gradient is the mean over its share of the minibatch; averaging over replicas
+  // then gives the mean over the whole minibatch.
+  const int64_t share = options.network.batch * options.microbatches;
+  loss_scale_ = 1.0f / float(share);
+}
+
+void NetworkWorker::begin_epoch(int64_t epoch, int64_t updates_before) {
+  epoch_ = epoch;
+  updates_before_ = updates_before;
+  std::fill(versions_.begin(), versions_.end(), 0);
+  stashes_.clear();
+  loss_sum_ = 0;
+  hits_ = images_ = 0;
+}
+
+uint64_t NetworkWorker::random_key(int64_t microbatch) const {
+  return mix_keys(mix_keys(uint64_t(epoch_), uint64_t(microbatch)), uint64_t(options_.replica));
+}
+
+// Microbatch m of update u is rows [replica share + m * b, + b) of minibatch u.
+void NetworkWorker::load_batch(int64_t microbatch, int slot) {
+  const int64_t update = microbatch / options_.microbatches, within = microbatch % options_.microbatches;
+  const Batch& batch = data_->minibatch(update);
+  const int64_t b = net_.batch();
+  const int64_t first_row = (int64_t(options_.replica) * options_.microbatches + within) * b;
+  BATON_CHECK(first_row + b <= int64_t(batch.labels.size()),
+              "minibatch " << update << " holds " << batch.labels.size() << " images, too few for microbatch "
+                           << microbatch);
+  if (net_.entering().front() == layers::kImages) {
+    Tensor& images = net_.input(slot, 0);
+    const int64_t per_image = images.numel() / b;
+    std::copy_n(batch.images.begin() + first_row * per_image, images.numel(), images.data());
+  }
+  if (net_.has_loss()) std::copy_n(batch.labels.begin() + first_row, b, net_.labels(slot));
+  data_->done_with(update);
+}
+
+int64_t NetworkWorker::forward(int64_t microbatch, int slot, int part) {
+  net_.forward(slot, layers::Phase::train, random_key(microbatch), layers::ParamsView{net_.weights().data(), generation_},
+               options_.parts[size_t(part)]);
+  if (net_.has_loss() && part + 1 == int(options_.parts.size())) {
+    loss_sum_ += net_.loss_sum(slot, net_.batch());
+    hits_ += net_.correct(slot, net_.batch());
+    images_ += net_.batch();
+  }
+  return versions_[size_t(part)];
+}
+
+int64_t NetworkWorker::backward_data(int64_t microbatch, int slot, int part) {
+  auto stash = stashes_.find(microbatch);
+  layers::ParamsView weights{net_.weights().data(), generation_};
+  int64_t version = versions_[size_t(part)];
+  if (stash != stashes_.end()) {
+    weights = {stash->second.weights.data(), stash->second.generation};
+    version = stash->second.versions[size_t(part)];
+  }
+  net_.backward_data(slot, weights, loss_scale_, options_.parts[size_t(part)]);
+  if (part == 0 && stash != stashes_.end()) stashes_.erase(stash);  // parts go backward last first
+  return version;
+}
+
+void NetworkWorker::backward_weights(int64_t /*microbatch*/, int slot, int part) {
+  net_.backward_weights(slot, net_.grads().data(), options_.parts[size_t(part)]);
+}
+
+void NetworkWorker::stash_weights(int64_t microbatch) {
+  stashes_[microbatch] = Stash{{net_.weights().begin(), net_.weights().end()}, versions_, next_generation_++};
+}
+
+std::vector<std::span<const float>> NetworkWorker::outgoing(Direction direction, int slot) {
+  std::vector<std::span<const float>> tensors;
+  if (direction == Direction::activation) {
+    for (size_t i = 0; i < net_.leaving().size(); ++i) {
+      const Tensor& t = net_.output(slot, i);
+      tensors.emplace_back(t.data(), size_t(t.numel()));
+    }
+  } else {
+    for (size_t i = 0; i < net_.entering().size(); ++i) {
+      const Tensor& t = net_.input_grad(slot, i);
+      tensors.emplace_back(t.data(), size_t(t.numel()));
+    }
+  }
+  return tensors;
+}
+
+std::vector<std::span<float>> NetworkWorker::incoming(Direction direction, int slot) {
+  std::vector<std::span<float>> tensors;
+  const size_t count = direction == Direction::activation ? net_.entering().size() : net_.leaving().size();
+  for (size_t i = 0; i < count; ++i) {
+    Tensor& t = direction == Direction::activation ? net_.input(slot, i) : net_.output_grad(slot, i);
+    tensors.emplace_back(t.data(), size_t(t.numel()));
+  }
+  return tensors;
+}
+
+std::span<float> NetworkWorker::part_of(std::span<float> flat, int part) {
+  auto [begin, end] = net_.param_range(options_.parts[size_t(part)]);
+  return flat.subspan(size_t(begin), size_t(end - begin));
+}
+
+std::span<float> NetworkWorker::gradient(int part) { return part_of(net_.grads(), part); }
+
+void NetworkWorker::clear_gradient(int part) {
+  std::span<float> local = gradient(part);
+  std::fill(local.begin(), local.end(), 0.0f);
+}
+std::span<float> NetworkWorker::averaged_gradient(int part) { return part_of(averaged_, part); }
+std::span<float> NetworkWorker::weights(int part) { return part_of(net_.weights(), part); }
+
+void NetworkWorker::optimizer_step(int64_t update, int part, bool averaged, size_t begin, size_t end) {
+  const size_t offset = size_t(net_.param_range(options_.parts[size_t(part)]).first);
+  std::span<const float> grads = averaged ? std::span<const float>(averaged_) : std::span<const float>(net_.grads());
+  sgd_.step(net_.weights(), grads, learning_rate(options_.schedule, updates_before_ + update), offset + begin,
+            offset + end);
+  if (!averaged) clear_gradient(part);
+  ++versions_[size_t(part)];
+  weights_changed(part);
+}
+
+void NetworkWorker::weights_changed(int /*part*/) { generation_ = next_generation_++; }
+
+}  // namespace baton

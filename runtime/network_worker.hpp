@@ -1,0 +1,108 @@
+// The StageWorker of a rank on real layers: its stage's Network, weight versions per gradient
+// bucket (part) with PipeDream stashes, the gradient and its average, SGD with the learning-rate
+// schedule, and the slicing of each minibatch into this replica's microbatches.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "layers/network.hpp"
+#include "runtime/data_loader.hpp"
+#include "runtime/optimizer.hpp"
+#include "schedulers/executor.hpp"
+
+namespace baton {
+
+// The minibatches of the current epoch by update index, for the ranks that read data. done_with()
+// tells it one reader finished one microbatch of a minibatch, so it can be dropped.
+class MinibatchSource {
+ public:
+  virtual ~MinibatchSource() = default;
+  virtual const Batch& minibatch(int64_t update) = 0;
+  virtual void done_with(int64_t update) = 0;
+};
+
+// Reads minibatches from a BatchLoader in order and keeps each until `readers` microbatch loads
+// have used it (a pipeline's first stage reads an update long before its last stage does).
+class LoaderSource final : public MinibatchSource {
+ public:
+  LoaderSource(BatchLoader& loader, int readers) : loader_(loader), readers_(readers) {}
+  // `on_done(n)`: n minibatches of the epoch have been used by all their readers.
+  void start_epoch(int64_t epoch, std::function<void(int64_t)> on_done = {});
+  const Batch& minibatch(int64_t update) override;
+  void done_with(int64_t update) override;
+
+ private:
+  BatchLoader& loader_;
+  int readers_;
+  int64_t loaded_ = 0;  // minibatches taken from the loader this epoch
+  int64_t finished_ = 0;
+  std::function<void(int64_t)> on_done_;
+  std::map<int64_t, std::pair<Batch, int>> cache_;  // update -> (batch, loads so far)
+};
+
+struct WorkerOptions {
+  layers::NetworkOptions network;       // batch = microbatch size; slots = the most any program uses
+  std::vector<layers::NodeRange> parts;  // gradient buckets of the stage, in order
+  int replica = 0, replicas = 1;
+  int microbatches = 1;                  // per update
+  SgdOptions sgd;
+  LrSchedule schedule;                   // by global update number
+};
+
+class NetworkWorker final : public schedulers::StageWorker {
+ public:
+  NetworkWorker(const layers::ModelSpec& model, int first, int last, const WorkerOptions& options,
+                MinibatchSource* data);
+
+  // Microbatch and update numbers in programs start at 0 every epoch.
+  void begin_epoch(int64_t epoch, int64_t updates_before);
+  layers::Network& network() { return net_; }
+  layers::ParamsView current_weights() { return {net_.weights().data(), generation_}; }
+
+  // Training loss and hits of this epoch's microbatches (last stage only).
+  double loss_sum() const { return loss_sum_; }
+  int64_t hits() const { return hits_; }
+  int64_t images() const { return images_; }
+
+  void load_batch(int64_t microbatch, int slot) override;
+  int64_t forward(int64_t microbatch, int slot, int part) override;
+  int64_t backward_data(int64_t microbatch, int slot, int part) override;
+  void backward_weights(int64_t microbatch, int slot, int part) override;
+  void stash_weights(int64_t microbatch) override;
+  std::vector<std::span<const float>> outgoing(schedulers::Direction direction, int slot) override;
+  std::vector<std::span<float>> incoming(schedulers::Direction direction, int slot) override;
+  std::span<float> gradient(int part) override;
+  void clear_gradient(int part) override;
+  std::span<float> averaged_gradient(int part) override;
+  std::span<float> weights(int part) override;
+  void optimizer_step(int64_t update, int part, bool averaged, size_t begin, size_t end) override;
+  void weights_changed(int part) override;
+
+ private:
+  struct Stash {
+    std::vector<float> weights;
+    std::vector<int64_t> versions;
+    uint64_t generation;
+  };
+  std::span<float> part_of(std::span<float> flat, int part);
+  uint64_t random_key(int64_t microbatch) const;
+
+  layers::Network net_;
+  WorkerOptions options_;
+  MinibatchSource* data_;
+  Sgd sgd_;
+  std::vector<float> averaged_;
+  std::vector<int64_t> versions_;      // updates applied, per part
+  uint64_t generation_ = 1;            // changes with every change of weights (kernel caches key on it)
+  uint64_t next_generation_ = 2;
+  std::map<int64_t, Stash> stashes_;
+  int64_t epoch_ = 0, updates_before_ = 0;
+  float loss_scale_ = 1.0f;
+  double loss_sum_ = 0;
+  int64_t hits_ = 0, images_ = 0;
+};
+
+}  // namespace baton

@@ -1,0 +1,113 @@
+// Implementation of the per-epoch schedule choice and of `baton schedule`.
+#include "runtime/parallel_plan.hpp"
+
+#include <iomanip>
+#include <ostream>
+
+#include "runtime/error.hpp"
+#include "runtime/timeline.hpp"
+#include "schedulers/simulator.hpp"
+#include "schedulers/validate.hpp"
+
+namespace baton {
+
+using namespace schedulers;
+
+Pipeline pipeline_for_epoch(const ParallelConfig& p, int64_t epoch, int64_t epochs) {
+  if (p.pipeline != "hybrid") return parse_pipeline(p.pipeline);
+  const int64_t switch_epoch = p.hybrid_switch_epoch > 0 ? p.hybrid_switch_epoch : epochs / 2 + 1;
+  return epoch < switch_epoch ? Pipeline::stale : Pipeline::gpipe;
+}
+
+ScheduleConfig schedule_for(const ParallelConfig& p, Pipeline pipeline, int64_t steps, std::vector<int> parts) {
+  ScheduleConfig c;
+  c.stages = p.stages;
+  c.replicas = p.replicas;
+  c.microbatches = p.microbatches;
+  c.steps = steps;
+  c.pipeline = pipeline;
+  c.averaging = parse_averaging(p.dp);
+  c.split_backward = p.split_backward;
+  c.parts = std::move(parts);
+  check_config(c);
+  return c;
+}
+
+namespace {
+
+bool is_compute(const Instruction& i) {
+  return std::holds_alternative<Forward>(i) || std::holds_alternative<BackwardData>(i) ||
+         std::holds_alternative<BackwardWeights>(i);
+}
+
+// One row per unit of time, one column per rank: what each rank computes then ("." idle).
+void print_diagram(const std::vector<Program>& programs, const Simulation& sim, std::ostream& out) {
+  const int rows = int(sim.makespan + 0.5);
+  std::vector<std::vector<std::string>> cells(size_t(rows), std::vector<std::string>(programs.size(), "."));
+  for (const Program& p : programs) {
+    for (size_t k = 0; k < p.instructions.size(); ++k) {
+      const Span& span = sim.spans[size_t(p.rank)][k];
+      if (!is_compute(p.instructions[k]) || span.end <= span.start) continue;
+      const std::string text = to_string(p.instructions[k]);
+      cells[size_t(span.start)][size_t(p.rank)] = text.substr(0, text.find(' '));
+    }
+  }
+  out << "  time";
+  for (const Program& p : programs) out << std::setw(8) << ("r" + std::to_string(p.rank));
+  out << "\n";
+  for (int t = 0; t < rows; ++t) {
+    out << std::setw(6) << t;
+    for (const std::string& cell : cells[size_t(t)]) out << std::setw(8) << cell;
+    out << "\n";
+  }
+}
+
+void write_timeline(const std::vector<Program>& programs, const Simulation& sim, const std::string& path) {
+  Timeline timeline;
+  constexpr double unit_us = 1000;  // one unit of cost shows as a millisecond
+  for (const Program& p : programs) {
+    timeline.name_row(p.rank, "rank " + std::to_string(p.rank) + ": stage " + std::to_string(p.stage) + ", replica " +
+                                  std::to_string(p.replica));
+    for (size_t k = 0; k < p.instructions.size(); ++k) {
+      const Span& span = sim.spans[size_t(p.rank)][k];
+      timeline.add(p.rank, to_string(p.instructions[k]), is_compute(p.instructions[k]) ? "compute" : "other",
+                   span.start * unit_us, span.end * unit_us);
+    }
+  }
+  timeline.write(path);
+}
+
+}  // namespace
+
+void print_schedule(const ScheduleCommand& command, std::ostream& out) {
+  const ParallelConfig& p = command.parallel;
+  BATON_CHECK(p.pipeline != "hybrid",
+              "hybrid runs stale epochs, then gpipe ones; show each with --pipeline stale or --pipeline gpipe");
+  ScheduleConfig config = schedule_for(p, parse_pipeline(p.pipeline), command.steps);
+  std::vector<Program> programs = build_programs(config);
+  validate(programs, config);
+  Simulation sim = simulate(programs, unit_costs());
+  std::vector<int64_t> delays = forward_delays(programs, config);
+
+  out << "schedule: " << name_of(config.pipeline) << ", " << config.stages << " stage(s) x " << config.replicas
+      << " replica(s), " << config.microbatches << " microbatch(es) per update, " << config.steps << " update(s), "
+      << name_of(config.averaging) << " averaging" << (config.split_backward ? ", split backward" : "") << "\n";
+  out << "forward weight delay per stage:";
+  for (int64_t d : delays) out << " " << d;
+  out << "\nat unit costs (forward, data gradient, weight gradient: 1 each): makespan " << sim.makespan << ", idle";
+  for (size_t r = 0; r < programs.size(); ++r) out << " " << std::fixed << std::setprecision(1) << 100 * sim.idle_fraction(int(r)) << "%";
+  out << "\n\n";
+  print_diagram(programs, sim, out);
+  for (const Program& program : programs) {
+    out << "\nrank " << program.rank << " (stage " << program.stage << ", replica " << program.replica << "), "
+        << program.slots << " slot(s):\n ";
+    for (const Instruction& i : program.instructions) out << " " << to_string(i) << ";";
+    out << "\n";
+  }
+  if (!p.timeline.empty()) {
+    write_timeline(programs, sim, p.timeline);
+    out << "\ntimeline written to " << p.timeline << " (open it in https://ui.perfetto.dev)\n";
+  }
+}
+
+}  // namespace baton

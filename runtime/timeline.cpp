@@ -1,0 +1,41 @@
+// Implementation of the Chrome-trace writer (Trace Event Format, complete "X" events).
+#include "runtime/timeline.hpp"
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.hpp"
+
+namespace baton {
+
+void Timeline::add(int rank, const std::string& name, const std::string& category, double start_us, double end_us) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  events_.push_back({rank, name, category, start_us, end_us});
+}
+
+void Timeline::name_row(int rank, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  rows_.emplace_back(rank, name);
+}
+
+size_t Timeline::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return events_.size();
+}
+
+void Timeline::write(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  nlohmann::json events = nlohmann::json::array();
+  for (const auto& [rank, name] : rows_)
+    events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", rank}, {"args", {{"name", name}}}});
+  for (const Event& e : events_) {
+    events.push_back({{"ph", "X"}, {"name", e.name}, {"cat", e.category}, {"pid", e.rank}, {"tid", 0},
+                      {"ts", e.start_us}, {"dur", e.end_us - e.start_us}});
+  }
+  std::ofstream out(path);
+  BATON_CHECK(out.is_open(), "cannot write the timeline '" << path << "'; check that its folder exists and is writable");
+  out << nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() << "\n";
+}
+
+}  // namespace baton

@@ -1,0 +1,298 @@
+// Every training mode run through programs, the executor and in-process links, against a plain
+// serial loop written here without the executor: GPipe and synchronous data parallelism against
+// sequential training on the whole batch, delayed averaging against W(t+1) = W(t) - lr·avg g(W(t-1)),
+// stale and PipeDream pipelines against a loop that keeps each stage's weight history and applies
+// the mode's version rule, and the LayerPipe split and the other averagings against their twins.
+#include <gtest/gtest.h>
+
+#include "layers/partition.hpp"
+#include "layers/zoo.hpp"
+#include "runtime/local_run.hpp"
+#include "runtime/rng.hpp"
+#include "tests/support/compare.hpp"
+
+namespace baton {
+namespace {
+
+using layers::ModelSpec;
+using layers::Network;
+using test::close;
+
+constexpr int64_t kBatch = 8;
+constexpr int64_t kSteps = 6;
+constexpr float kLr = 0.05f;
+
+// Fixed minibatches of synthetic images, one per update.
+class FixedSource final : public MinibatchSource {
+ public:
+  FixedSource(const ModelSpec& model, int64_t batch, int64_t steps) {
+    for (int64_t t = 0; t < steps; ++t) {
+      Batch b;
+      b.count = batch;
+      b.images = test::random_values(batch * element_count(model.input), 100 + t);
+      for (int64_t i = 0; i < batch; ++i) b.labels.push_back(int32_t((i * 7 + t) % model.classes));
+      batches_.push_back(std::move(b));
+    }
+  }
+  const Batch& minibatch(int64_t update) override { return batches_.at(size_t(update)); }
+  void done_with(int64_t) override {}
+  const Batch& at(int64_t t) const { return batches_[size_t(t)]; }
+
+ private:
+  std::vector<Batch> batches_;
+};
+
+WorkerOptions worker_options() {
+  WorkerOptions o;
+  o.network = layers::NetworkOptions{layers::Backend::cpu, 1, 1, 5};
+  o.sgd = SgdOptions{0.9f, 1e-4f, false};
+  o.schedule.base = kLr;
+  return o;
+}
+
+struct Outcome {
+  std::vector<float> weights;  // all stages of replica 0, in model order
+  double loss = 0;             // summed over the epoch
+};
+
+Outcome run_mode(const ModelSpec& model, const ParallelConfig& p, FixedSource& data) {
+  RunPlan plan = plan_run(model, p, kBatch, 1);
+  LocalRun run(model, plan, p, worker_options(), &data);
+  Outcome out;
+  out.loss = run.train_epoch(1, 1, kSteps, 0, nullptr).loss;
+  for (int s = 0; s < p.stages; ++s) {
+    std::span<float> w = run.worker(s).network().weights();
+    out.weights.insert(out.weights.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+ParallelConfig mode(int stages, int replicas, int microbatches, const std::string& pipeline, const std::string& dp = "sync",
+                    bool split = false) {
+  ParallelConfig p;
+  p.stages = stages;
+  p.replicas = replicas;
+  p.microbatches = microbatches;
+  p.pipeline = pipeline;
+  p.dp = dp;
+  p.split_backward = split;
+  p.emulate = true;
+  p.bucket_mb = 0.01;  // several buckets, so overlap and sharded average bucket by bucket
+  return p;
+}
+
+// One network per stage (one slot), as the serial loops below use them.
+std::vector<std::unique_ptr<Network>> stage_networks(const ModelSpec& model, int stages, int64_t batch) {
+  layers::Partition partition = layers::balance_stages(layers::node_costs(model), stages);
+  std::vector<std::unique_ptr<Network>> nets;
+  for (auto [first, last] : layers::stage_ranges(partition, int(model.nodes.size())))
+    nets.push_back(std::make_unique<Network>(model, first, last, layers::NetworkOptions{layers::Backend::cpu, batch, 1, 5}));
+  return nets;
+}
+
+// Forward of rows [row, row + batch) of minibatch t through the stages, each with its own weights.
+void forward_chain(std::vector<std::unique_ptr<Network>>& nets, const std::vector<layers::ParamsView>& weights,
+                   const Batch& batch, int64_t row, uint64_t key) {
+  Network& first = *nets.front();
+  const int64_t per_image = first.input(0, 0).numel() / first.batch();
+  std::copy_n(batch.images.begin() + row * per_image, first.input(0, 0).numel(), first.input(0, 0).data());
+  std::copy_n(batch.labels.begin() + row, nets.back()->batch(), nets.back()->labels(0));
+  for (size_t s = 0; s < nets.size(); ++s) {
+    nets[s]->forward(0, layers::Phase::train, key, weights[s]);
+    if (s + 1 == nets.size()) break;
+    for (size_t i = 0; i < nets[s]->leaving().size(); ++i) {
+      const Tensor& out = nets[s]->output(0, i);
+      std::copy(out.data(), out.data() + out.numel(), nets[s + 1]->input(0, i).data());
+    }
+  }
+}
+
+void backward_chain(std::vector<std::unique_ptr<Network>>& nets, const std::vector<layers::ParamsView>& weights,
+                    float loss_scale) {
+  for (size_t s = nets.size(); s-- > 0;) {
+    nets[s]->backward_data(0, weights[s], loss_scale);
+    nets[s]->backward_weights(0, nets[s]->grads().data());
+    if (s == 0) break;
+    for (size_t i = 0; i < nets[s]->entering().size(); ++i) {
+      const Tensor& g = nets[s]->input_grad(0, i);
+      std::copy(g.data(), g.data() + g.numel(), nets[s - 1]->output_grad(0, i).data());
+    }
+  }
+}
+
+uint64_t worker_key(int64_t microbatch, int replica) {
+  return mix_keys(mix_keys(1, uint64_t(microbatch)), uint64_t(replica));
+}
+
+// Sequential training on the whole minibatch, one network, plain SGD steps.
+Outcome sequential_loop(const ModelSpec& model, FixedSource& data) {
+  auto nets = stage_networks(model, 1, kBatch);
+  Network& net = *nets[0];
+  Sgd sgd(size_t(net.param_count()), worker_options().sgd);
+  Outcome out;
+  for (int64_t t = 0; t < kSteps; ++t) {
+    net.zero_grads();
+    forward_chain(nets, {net.current_weights()}, data.at(t), 0, worker_key(t, 0));
+    out.loss += net.loss_sum(0, kBatch);
+    backward_chain(nets, {net.current_weights()}, 1.0f / float(kBatch));
+    sgd.step(net.weights(), net.grads(), kLr);
+    net.weights_changed();
+  }
+  out.weights.assign(net.weights().begin(), net.weights().end());
+  return out;
+}
+
+// Stale and PipeDream pipelines as a loop over minibatches with each stage's weight history:
+// stage s computes minibatch t's forward on version max(0, t - (K - 1 - s)) and its backward on
+// version t (stale) or the forward's (PipeDream), then applies update t to its newest weights.
+Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data) {
+  auto nets = stage_networks(model, stages, kBatch);
+  std::vector<std::vector<std::vector<float>>> history(static_cast<size_t>(stages));
+  std::vector<Sgd> sgd;
+  for (auto& net : nets) {
+    sgd.emplace_back(size_t(net->param_count()), worker_options().sgd);
+    history[size_t(&net - nets.data())].emplace_back(net->weights().begin(), net->weights().end());
+  }
+  auto version_view = [&](int s, int64_t v) {
+    return layers::ParamsView{history[size_t(s)][size_t(v)].data(), uint64_t(1000 * s + v + 1)};
+  };
+  Outcome out;
+  for (int64_t t = 0; t < kSteps; ++t) {
+    std::vector<layers::ParamsView> forward_weights, backward_weights;
+    for (int s = 0; s < stages; ++s) {
+      const int64_t v = std::max<int64_t>(0, t - (stages - 1 - s));
+      forward_weights.push_back(version_view(s, v));
+      backward_weights.push_back(version_view(s, stash ? v : t));
+      nets[size_t(s)]->zero_grads();
+    }
+    forward_chain(nets, forward_weights, data.at(t), 0, worker_key(t, 0));
+    out.loss += nets.back()->loss_sum(0, kBatch);
+    backward_chain(nets, backward_weights, 1.0f / float(kBatch));
+    for (int s = 0; s < stages; ++s) {
+      std::vector<float> next = history[size_t(s)].back();
+      sgd[size_t(s)].step(next, nets[size_t(s)]->grads(), kLr);
+      history[size_t(s)].push_back(std::move(next));
+    }
+  }
+  for (auto& h : history) out.weights.insert(out.weights.end(), h.back().begin(), h.back().end());
+  return out;
+}
+
+// R replicas, each the mean gradient of its share at weights one update old, averaged in replica
+// order: W(t+1) = W(t) - lr * avg g(W(t-1)), the first gradient on W(0) and a final drain.
+Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data) {
+  std::vector<std::vector<std::unique_ptr<Network>>> nets;
+  for (int r = 0; r < replicas; ++r) nets.push_back(stage_networks(model, 1, kBatch / replicas));
+  const size_t n = size_t(nets[0][0]->param_count());
+  std::vector<float> weights(nets[0][0]->weights().begin(), nets[0][0]->weights().end()), previous = weights;
+  Sgd sgd(n, worker_options().sgd);
+  std::vector<float> pending;  // the averaged gradient not yet applied
+  Outcome out;
+  auto apply = [&](std::vector<float>& gradient) {
+    previous = weights;
+    sgd.step(weights, gradient, kLr);
+  };
+  for (int64_t t = 0; t < kSteps; ++t) {
+    std::vector<float> average(n, 0.0f);
+    for (int r = 0; r < replicas; ++r) {
+      Network& net = *nets[size_t(r)][0];
+      net.zero_grads();
+      layers::ParamsView view{weights.data(), uint64_t(t + 1)};
+      forward_chain(nets[size_t(r)], {view}, data.at(t), r * (kBatch / replicas), worker_key(t, r));
+      if (r == 0) out.loss += net.loss_sum(0, net.batch());
+      backward_chain(nets[size_t(r)], {view}, 1.0f / float(net.batch()));
+      for (size_t i = 0; i < n; ++i) average[i] = r == 0 ? net.grads()[i] : average[i] + net.grads()[i];
+    }
+    for (float& a : average) a /= float(replicas);
+    if (!pending.empty()) apply(pending);
+    pending = average;
+  }
+  apply(pending);
+  out.weights = weights;
+  return out;
+}
+
+class Emulation : public ::testing::Test {
+ protected:
+  ModelSpec lenet_ = layers::build_model("lenet5", {1, 28, 28}, 10);
+  FixedSource data_{lenet_, kBatch, kSteps};
+};
+
+TEST_F(Emulation, GPipeEqualsSequentialOnTheWholeBatch) {
+  Outcome reference = sequential_loop(lenet_, data_);
+  for (int stages : {2, 4}) {
+    for (int microbatches : {1, 2, 4}) {
+      SCOPED_TRACE("gpipe K=" + std::to_string(stages) + " M=" + std::to_string(microbatches));
+      Outcome gpipe = run_mode(lenet_, mode(stages, 1, microbatches, "gpipe"), data_);
+      EXPECT_TRUE(close("weights", gpipe.weights, reference.weights, 1e-5));
+    }
+  }
+}
+
+TEST_F(Emulation, DataParallelAveragingEqualsSequentialOnReplicasTimesTheBatch) {
+  Outcome reference = sequential_loop(lenet_, data_);
+  for (const char* dp : {"sync", "overlap", "sharded"}) {
+    for (int replicas : {2, 4}) {
+      SCOPED_TRACE(std::string(dp) + " R=" + std::to_string(replicas));
+      Outcome parallel = run_mode(lenet_, mode(1, replicas, 1, "none", dp), data_);
+      EXPECT_TRUE(close("weights", parallel.weights, reference.weights, 1e-5));
+    }
+  }
+}
+
+TEST_F(Emulation, OverlapAndShardedAreSynchronousAveragingBitwise) {
+  for (const char* pipeline : {"none", "gpipe", "stale"}) {
+    const int stages = std::string(pipeline) == "none" ? 1 : 2;
+    const int microbatches = std::string(pipeline) == "gpipe" ? 2 : 1;
+    Outcome sync = run_mode(lenet_, mode(stages, 2, microbatches, pipeline, "sync"), data_);
+    for (const char* dp : {"overlap", "sharded"}) {
+      Outcome other = run_mode(lenet_, mode(stages, 2, microbatches, pipeline, dp), data_);
+      EXPECT_EQ(other.weights, sync.weights) << dp << " with " << pipeline;
+      EXPECT_EQ(other.loss, sync.loss);
+    }
+  }
+}
+
+TEST_F(Emulation, DelayedAveragingAppliesEachAverageOneUpdateLate) {
+  for (int replicas : {1, 2}) {
+    SCOPED_TRACE("delayed R=" + std::to_string(replicas));
+    Outcome reference = delayed_loop(lenet_, replicas, data_);
+    Outcome delayed = run_mode(lenet_, mode(1, replicas, 1, "none", "delayed"), data_);
+    EXPECT_TRUE(close("weights", delayed.weights, reference.weights, 0.0));
+    EXPECT_EQ(delayed.weights, reference.weights);
+  }
+}
+
+TEST_F(Emulation, StaleAndPipeDreamFollowTheirWeightVersionRules) {
+  for (int stages : {2, 4}) {
+    for (bool stash : {false, true}) {
+      SCOPED_TRACE(std::string(stash ? "pipedream" : "stale") + " K=" + std::to_string(stages));
+      Outcome reference = pipeline_loop(lenet_, stages, stash, data_);
+      Outcome piped = run_mode(lenet_, mode(stages, 1, 1, stash ? "pipedream" : "stale"), data_);
+      EXPECT_TRUE(close("weights", piped.weights, reference.weights, 0.0));
+      EXPECT_EQ(piped.weights, reference.weights);
+      EXPECT_EQ(piped.loss, reference.loss);
+    }
+  }
+}
+
+TEST_F(Emulation, StalePipelineAcrossAResidualSkipMatchesItsLoop) {
+  ModelSpec resnet = layers::build_model("resnet20", {3, 16, 16}, 10);
+  FixedSource data(resnet, kBatch, kSteps);
+  Outcome reference = pipeline_loop(resnet, 3, false, data);
+  Outcome piped = run_mode(resnet, mode(3, 1, 1, "stale"), data);
+  EXPECT_TRUE(close("weights", piped.weights, reference.weights, 0.0));
+}
+
+TEST_F(Emulation, SplitBackwardIsTheUnsplitScheduleBitwise) {
+  for (const char* pipeline : {"gpipe", "pipedream", "stale"}) {
+    const int microbatches = std::string(pipeline) == "gpipe" ? 4 : 1;
+    Outcome unsplit = run_mode(lenet_, mode(4, 2, microbatches, pipeline), data_);
+    Outcome split = run_mode(lenet_, mode(4, 2, microbatches, pipeline, "sync", true), data_);
+    EXPECT_EQ(split.weights, unsplit.weights) << pipeline;
+    EXPECT_EQ(split.loss, unsplit.loss) << pipeline;
+  }
+}
+
+}  // namespace
+}  // namespace baton
