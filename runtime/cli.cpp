@@ -74,6 +74,8 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("hybrid-switch-epoch", po::value(&p.hybrid_switch_epoch),
        "hybrid: the first epoch (1-based) trained with gpipe; default: half of the epochs")
       ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
+      ("staleness", po::value(&p.staleness)->default_value(p.staleness),
+       "stale and pipedream: lr-scale (a stage with forward delay d learns at lr / (1 + d)) or none")
       ("emulate", po::bool_switch(&p.emulate), "run every stage and replica in this one process")
       ("timeline", po::value(&p.timeline), "write a Chrome-trace timeline (Perfetto) of the first epoch");
   return group;
@@ -84,6 +86,8 @@ void check_parallel(const ParallelConfig& p) {
   BATON_CHECK(p.replicas >= 1, "--replicas must be at least 1, not " << p.replicas);
   BATON_CHECK(p.microbatches >= 1, "--microbatches must be at least 1, not " << p.microbatches);
   BATON_CHECK(p.bucket_mb > 0, "--bucket-mb must be positive, not " << p.bucket_mb);
+  BATON_CHECK(p.staleness == "lr-scale" || p.staleness == "none",
+              "unknown --staleness '" << p.staleness << "'; choose lr-scale or none");
 }
 
 struct Parsed {

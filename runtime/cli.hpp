@@ -24,6 +24,7 @@ struct ParallelConfig {
   bool emulate = false;
   int64_t hybrid_switch_epoch = -1;      // hybrid: first gpipe epoch; -1: half of the epochs
   double bucket_mb = 25;                 // gradient bucket size for overlap and sharded averaging
+  std::string staleness = "lr-scale";    // stale, pipedream: stage s learns at lr / (1 + its delay); or "none"
   std::string timeline;                  // Chrome-trace file of the first epoch
 };
 

@@ -33,6 +33,14 @@ std::vector<layers::NodeRange> buckets(const std::vector<layers::NodeCost>& cost
   return parts;
 }
 
+// Gradient buckets per stage, as the schedule builders take them (empty: one each).
+std::vector<int> part_counts(const RunPlan& plan) {
+  std::vector<int> parts;
+  for (const auto& stage_parts : plan.parts) parts.push_back(int(stage_parts.size()));
+  const bool several = std::any_of(parts.begin(), parts.end(), [](int n) { return n > 1; });
+  return several ? parts : std::vector<int>{};
+}
+
 // The most microbatches stage `stage` holds at once under `pipeline`.
 int slots_for(Pipeline pipeline, int stage, const ParallelConfig& p) {
   switch (pipeline) {
@@ -67,6 +75,9 @@ RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_
       slots = std::max(slots, slots_for(pipeline_for_epoch(p, epoch, epochs), s, p));
     plan.slots.push_back(slots);
   }
+  // Long enough for every stage to reach its steady state.
+  ScheduleConfig first = schedule_for(p, pipeline_for_epoch(p, 1, epochs), 2 * p.stages + 2, part_counts(plan));
+  plan.forward_delays = schedulers::forward_delays(build_programs(first), first);
   return plan;
 }
 
@@ -91,16 +102,16 @@ LocalRun::LocalRun(const layers::ModelSpec& model, const RunPlan& plan, const Pa
 
 EpochTotals LocalRun::train_epoch(int64_t epoch, int64_t epochs, int64_t steps, int64_t updates_before,
                                   Timeline* timeline) {
-  std::vector<int> parts;
-  for (const auto& stage_parts : plan_.parts) parts.push_back(int(stage_parts.size()));
-  ScheduleConfig config = schedule_for(parallel_, pipeline_for_epoch(parallel_, epoch, epochs), steps,
-                                       parts.size() > 1 || parts[0] > 1 ? parts : std::vector<int>{});
+  ScheduleConfig config = schedule_for(parallel_, pipeline_for_epoch(parallel_, epoch, epochs), steps, part_counts(plan_));
   std::vector<Program> programs = build_programs(config);
   validate(programs, config);
-  delays_ = schedulers::forward_delays(programs, config);
+  const std::vector<int64_t> delays = schedulers::forward_delays(programs, config);
+  const bool scaled = parallel_.staleness == "lr-scale" &&
+                      (config.pipeline == Pipeline::stale || config.pipeline == Pipeline::pipedream);
   std::vector<Executor> executors;
   for (size_t r = 0; r < workers_.size(); ++r) {
-    workers_[r]->begin_epoch(epoch, updates_before);
+    const int64_t delay = delays[size_t(programs[r].stage)];
+    workers_[r]->begin_epoch(epoch, updates_before, scaled ? 1.0f / float(1 + delay) : 1.0f);
     executors.emplace_back(programs[r], *workers_[r], hub_.link(int(r)), hub_.averager(int(r)), timeline);
     if (timeline) {
       timeline->name_row(int(r), "rank " + std::to_string(r) + ": stage " + std::to_string(programs[r].stage) +

@@ -21,6 +21,7 @@ struct RunPlan {
   std::vector<std::vector<layers::NodeRange>> parts;  // gradient buckets per stage, in the stage's nodes
   std::vector<int> slots;                            // per stage: the most microbatches in flight
   int64_t microbatch = 1;                            // images per microbatch per replica
+  std::vector<int64_t> forward_delays;               // per stage, in the first epoch's schedule
 };
 
 // Checks the configuration against the model and the batch (one sentence per problem).
@@ -45,9 +46,7 @@ class LocalRun {
   // Evaluation through replica 0's stages, a batch of `plan.microbatch` images at a time.
   EpochTotals evaluate(BatchLoader& loader);
 
-  // Per stage (replica 0): the worker, and the forward weight delays of the last epoch's programs.
-  NetworkWorker& worker(int stage) { return *workers_[size_t(stage)]; }
-  const std::vector<int64_t>& forward_delays() const { return delays_; }
+  NetworkWorker& worker(int stage) { return *workers_[size_t(stage)]; }  // replica 0's
   int ranks() const { return int(workers_.size()); }
 
  private:
@@ -56,7 +55,6 @@ class LocalRun {
   ParallelConfig parallel_;
   comm::InProcessHub hub_;
   std::vector<std::unique_ptr<NetworkWorker>> workers_;  // by rank
-  std::vector<int64_t> delays_;
 };
 
 }  // namespace baton

@@ -47,9 +47,10 @@ NetworkWorker::NetworkWorker(const layers::ModelSpec& model, int first, int last
   loss_scale_ = 1.0f / float(share);
 }
 
-void NetworkWorker::begin_epoch(int64_t epoch, int64_t updates_before) {
+void NetworkWorker::begin_epoch(int64_t epoch, int64_t updates_before, float lr_scale) {
   epoch_ = epoch;
   updates_before_ = updates_before;
+  lr_scale_ = lr_scale;
   std::fill(versions_.begin(), versions_.end(), 0);
   stashes_.clear();
   loss_sum_ = 0;
@@ -153,8 +154,8 @@ std::span<float> NetworkWorker::weights(int part) { return part_of(net_.weights(
 void NetworkWorker::optimizer_step(int64_t update, int part, bool averaged, size_t begin, size_t end) {
   const size_t offset = size_t(net_.param_range(options_.parts[size_t(part)]).first);
   std::span<const float> grads = averaged ? std::span<const float>(averaged_) : std::span<const float>(net_.grads());
-  sgd_.step(net_.weights(), grads, learning_rate(options_.schedule, updates_before_ + update), offset + begin,
-            offset + end);
+  const float lr = lr_scale_ * learning_rate(options_.schedule, updates_before_ + update);
+  sgd_.step(net_.weights(), grads, lr, offset + begin, offset + end);
   if (!averaged) clear_gradient(part);
   ++versions_[size_t(part)];
   weights_changed(part);

@@ -57,8 +57,9 @@ class NetworkWorker final : public schedulers::StageWorker {
   NetworkWorker(const layers::ModelSpec& model, int first, int last, const WorkerOptions& options,
                 MinibatchSource* data);
 
-  // Microbatch and update numbers in programs start at 0 every epoch.
-  void begin_epoch(int64_t epoch, int64_t updates_before);
+  // Microbatch and update numbers in programs start at 0 every epoch. The epoch's learning rates
+  // are the schedule's times `lr_scale` (staleness mitigation).
+  void begin_epoch(int64_t epoch, int64_t updates_before, float lr_scale = 1.0f);
   layers::Network& network() { return net_; }
   layers::ParamsView current_weights() { return {net_.weights().data(), generation_}; }
 
@@ -100,6 +101,7 @@ class NetworkWorker final : public schedulers::StageWorker {
   uint64_t next_generation_ = 2;
   std::map<int64_t, Stash> stashes_;
   int64_t epoch_ = 0, updates_before_ = 0;
+  float lr_scale_ = 1.0f;
   float loss_scale_ = 1.0f;
   double loss_sum_ = 0;
   int64_t hits_ = 0, images_ = 0;

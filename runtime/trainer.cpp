@@ -83,13 +83,14 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
-std::string human_count(double value) {
+// "61.71 k params", "2.26 MFLOP", "156 params".
+std::string with_unit(double value, const std::string& unit) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(2);
-  if (value >= 1e9) out << value / 1e9 << " G";
-  else if (value >= 1e6) out << value / 1e6 << " M";
-  else if (value >= 1e3) out << value / 1e3 << " k";
-  else out << std::setprecision(0) << value << " ";
+  if (value >= 1e9) out << value / 1e9 << " G" << unit;
+  else if (value >= 1e6) out << value / 1e6 << " M" << unit;
+  else if (value >= 1e3) out << value / 1e3 << " k" << unit;
+  else out << std::setprecision(0) << value << " " << unit;
   return out.str();
 }
 
@@ -102,16 +103,20 @@ namespace {
 // momentum (4 copies), plus the stashes PipeDream keeps.
 nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& plan, LocalRun& run,
                                const ParallelConfig& p) {
+  auto layer_names = [&](int first, int last) {
+    return first + 1 == last ? model.nodes[size_t(first)].name
+                             : model.nodes[size_t(first)].name + " .. " + model.nodes[size_t(last - 1)].name;
+  };
   nlohmann::json stages = nlohmann::json::array();
   for (int s = 0; s < p.stages; ++s) {
     layers::Network& net = run.worker(s).network();
     auto [first, last] = plan.stages[size_t(s)];
     const int64_t stashes = p.pipeline == "pipedream" ? p.stages - 1 - s : 0;
     stages.push_back({{"stage", s},
-                      {"layers", model.nodes[size_t(first)].name + " .. " + model.nodes[size_t(last - 1)].name},
+                      {"layers", layer_names(first, last)},
                       {"layer_count", last - first},
                       {"params", net.param_count()},
-                      {"forward_delay", run.forward_delays()[size_t(s)]},
+                      {"forward_delay", plan.forward_delays[size_t(s)]},
                       {"activation_bytes", net.activation_bytes()},
                       {"weight_bytes", net.param_count() * int64_t(sizeof(float)) * (4 + stashes)}});
   }
@@ -120,9 +125,9 @@ nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& pl
 
 void print_stages(const nlohmann::json& stages) {
   for (const auto& s : stages) {
-    std::printf("  stage %d: %s (%d layers), %s params, forward delay %lld, activations %.1f MB, weights %.1f MB\n",
+    std::printf("  stage %d: %s (%d layers), %s, forward delay %lld, activations %.1f MB, weights %.1f MB\n",
                 s["stage"].get<int>(), s["layers"].get<std::string>().c_str(), s["layer_count"].get<int>(),
-                human_count(s["params"].get<double>()).c_str(), static_cast<long long>(s["forward_delay"].get<int64_t>()),
+                with_unit(s["params"].get<double>(), "params").c_str(), static_cast<long long>(s["forward_delay"].get<int64_t>()),
                 s["activation_bytes"].get<double>() / 1e6, s["weight_bytes"].get<double>() / 1e6);
   }
 }
@@ -157,10 +162,10 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
   LocalRun run(model, plan, p, common, &source);
   MetricsLog metrics(c.metrics);
 
-  std::printf("baton: training %s (%s params, %sFLOP per image) on %s: %lld train / %lld test images, batch %lld, "
+  std::printf("baton: training %s (%s, %s per image) on %s: %lld train / %lld test images, batch %lld, "
               "%d threads, %s kernels\n",
-              c.model.c_str(), human_count(double(layers::count_params(model))).c_str(),
-              human_count(layers::training_flops_per_image(model)).c_str(), c.dataset.c_str(),
+              c.model.c_str(), with_unit(double(layers::count_params(model)), "params").c_str(),
+              with_unit(layers::training_flops_per_image(model), "FLOP").c_str(), c.dataset.c_str(),
               static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
               static_cast<long long>(c.batch_size), omp_get_max_threads(), c.backend.c_str());
   if (run.ranks() > 1) {
@@ -169,7 +174,14 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
                 p.stages, p.replicas, p.pipeline.c_str(), p.microbatches, static_cast<long long>(plan.microbatch),
                 p.dp.c_str(), p.split_backward ? ", split backward" : "");
   }
+  nlohmann::json stages = describe_stages(model, plan, run, p);
+  if (run.ranks() > 1) print_stages(stages);
   std::fflush(stdout);
+  metrics.write({{"event", "config"}, {"model", c.model}, {"dataset", c.dataset}, {"params", layers::count_params(model)},
+                 {"batch_size", c.batch_size}, {"microbatch", plan.microbatch}, {"threads", omp_get_max_threads()},
+                 {"epochs", c.epochs}, {"replicas", p.replicas}, {"pipeline", p.pipeline},
+                 {"microbatches", p.microbatches}, {"dp", p.dp}, {"split_backward", p.split_backward},
+                 {"staleness", p.staleness}, {"stages", stages}});
 
   std::vector<EpochStats> history;
   for (int64_t epoch = 1; epoch <= c.epochs; ++epoch) {
@@ -184,15 +196,6 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
     stats.seconds = seconds_since(start);
     stats.images_per_sec = double(train.images) / stats.seconds;
     if (traced) timeline.write(p.timeline);
-    if (epoch == 1) {
-      nlohmann::json stages = describe_stages(model, plan, run, p);
-      if (run.ranks() > 1) print_stages(stages);
-      metrics.write({{"event", "config"}, {"model", c.model}, {"dataset", c.dataset},
-                     {"params", layers::count_params(model)}, {"batch_size", c.batch_size},
-                     {"microbatch", plan.microbatch}, {"threads", omp_get_max_threads()}, {"epochs", c.epochs},
-                     {"replicas", p.replicas}, {"pipeline", p.pipeline}, {"microbatches", p.microbatches},
-                     {"dp", p.dp}, {"split_backward", p.split_backward}, {"stages", stages}});
-    }
     EpochTotals test = run.evaluate(test_loader);
     bar.clear();
     stats.train_loss = train.mean_loss();

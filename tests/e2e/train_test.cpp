@@ -28,23 +28,57 @@ std::vector<nlohmann::json> of_kind(const std::vector<nlohmann::json>& events, c
   return matching;
 }
 
-TEST(Training, LeNet5OnFashionMnistReaches90Point5PercentIn10Epochs) {
+std::string fashion_mnist_or_skip() {
   const char* data = "/usr/share/datasets/fashion-mnist";
-  if (!fs::exists(fs::path(data) / "train-images-idx3-ubyte.gz"))
-    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)";
-  const fs::path metrics = fs::temp_directory_path() / "baton_lenet5_metrics.jsonl";
-  test::RunResult r = test::run_baton("train --model lenet5 --dataset fashion-mnist --data-dir " + std::string(data) +
-                                          " --epochs 10 --metrics " + metrics.string(),
-                                      600);
+  return fs::exists(fs::path(data) / "train-images-idx3-ubyte.gz") ? data : "";
+}
+
+// Trains LeNet-5 for 10 epochs with `parallel` options; returns the events of the metrics file.
+std::vector<nlohmann::json> train_lenet(const std::string& data, const std::string& parallel, const std::string& name) {
+  const fs::path metrics = fs::temp_directory_path() / ("baton_" + name + ".jsonl");
+  test::RunResult r = test::run_baton("train --model lenet5 --dataset fashion-mnist --data-dir " + data +
+                                          " --epochs 10 --metrics " + metrics.string() + " " + parallel,
+                                      900);
   std::printf("%s", r.out.c_str());
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto epochs = of_kind(read_events(metrics), "epoch");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto events = read_events(metrics);
+  fs::remove(metrics);
+  return events;
+}
+
+// The non-pipelined run, shared by the tests that compare against it.
+const std::vector<nlohmann::json>& sequential_run(const std::string& data) {
+  static const std::vector<nlohmann::json> events = train_lenet(data, "", "sequential");
+  return events;
+}
+
+TEST(Training, LeNet5OnFashionMnistReaches90Point5PercentIn10Epochs) {
+  const std::string data = fashion_mnist_or_skip();
+  if (data.empty()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)";
+  auto epochs = of_kind(sequential_run(data), "epoch");
   ASSERT_EQ(epochs.size(), 10u);
   for (const char* key : {"epoch", "train_loss", "train_accuracy", "test_accuracy", "images_per_sec", "seconds"})
     EXPECT_TRUE(epochs.back().contains(key)) << key;
   EXPECT_GE(epochs.back().at("test_accuracy").get<double>(), 0.905);
   EXPECT_LT(epochs.back().at("train_loss").get<double>(), epochs.front().at("train_loss").get<double>());
-  fs::remove(metrics);
+}
+
+// Zhang & Abdelrahman's claim at its smallest: a 4-stage stale-weight pipeline of LeNet-5 trains
+// to within a point of the non-pipelined network, with forward delays 3, 2, 1, 0.
+TEST(Training, FourStageStalePipelineOfLeNet5EndsWithinOnePointOfSequential) {
+  const std::string data = fashion_mnist_or_skip();
+  if (data.empty()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  auto stale = train_lenet(data, "--stages 4 --pipeline stale --emulate", "stale");
+  ASSERT_FALSE(stale.empty());
+  const auto& config = stale.front();
+  ASSERT_EQ(config.at("event"), "config");
+  std::vector<int64_t> delays;
+  for (const auto& stage : config.at("stages")) delays.push_back(stage.at("forward_delay").get<int64_t>());
+  EXPECT_EQ(delays, (std::vector<int64_t>{3, 2, 1, 0}));
+  const double base = of_kind(sequential_run(data), "epoch").back().at("test_accuracy").get<double>();
+  const double piped = of_kind(stale, "epoch").back().at("test_accuracy").get<double>();
+  std::printf("  test accuracy: sequential %.2f%%, 4-stage stale pipeline %.2f%%\n", 100 * base, 100 * piped);
+  EXPECT_GE(piped, base - 0.01);
 }
 
 TEST(Training, CommandLineOverridesTheConfigFile) {
@@ -56,8 +90,9 @@ TEST(Training, CommandLineOverridesTheConfigFile) {
                                       (dir / "m.jsonl").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto events = read_events(dir / "m.jsonl");
-  auto start = of_kind(events, "start");
+  auto start = of_kind(events, "config");
   ASSERT_EQ(start.size(), 1u);
+  EXPECT_EQ(events.front().at("event"), "config");
   EXPECT_EQ(start[0].at("batch_size"), 16);        // command line
   EXPECT_EQ(start[0].at("epochs"), 2);             // file
   EXPECT_EQ(start[0].at("model"), "lenet5");       // file

@@ -78,6 +78,7 @@ ParallelConfig mode(int stages, int replicas, int microbatches, const std::strin
   p.split_backward = split;
   p.emulate = true;
   p.bucket_mb = 0.01;  // several buckets, so overlap and sharded average bucket by bucket
+  p.staleness = "none";
   return p;
 }
 
@@ -145,7 +146,7 @@ Outcome sequential_loop(const ModelSpec& model, FixedSource& data) {
 // Stale and PipeDream pipelines as a loop over minibatches with each stage's weight history:
 // stage s computes minibatch t's forward on version max(0, t - (K - 1 - s)) and its backward on
 // version t (stale) or the forward's (PipeDream), then applies update t to its newest weights.
-Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data) {
+Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data, bool scale_lr = false) {
   auto nets = stage_networks(model, stages, kBatch);
   std::vector<std::vector<std::vector<float>>> history(static_cast<size_t>(stages));
   std::vector<Sgd> sgd;
@@ -170,7 +171,8 @@ Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSourc
     backward_chain(nets, backward_weights, 1.0f / float(kBatch));
     for (int s = 0; s < stages; ++s) {
       std::vector<float> next = history[size_t(s)].back();
-      sgd[size_t(s)].step(next, nets[size_t(s)]->grads(), kLr);
+      const float lr = scale_lr ? kLr / float(stages - s) : kLr;  // 1 + delay = K - s
+      sgd[size_t(s)].step(next, nets[size_t(s)]->grads(), lr);
       history[size_t(s)].push_back(std::move(next));
     }
   }
@@ -274,6 +276,14 @@ TEST_F(Emulation, StaleAndPipeDreamFollowTheirWeightVersionRules) {
       EXPECT_EQ(piped.loss, reference.loss);
     }
   }
+}
+
+TEST_F(Emulation, StalenessLearningRateScalingDividesEachStagesRateByOnePlusItsDelay) {
+  ParallelConfig p = mode(4, 1, 1, "stale");
+  p.staleness = "lr-scale";
+  Outcome reference = pipeline_loop(lenet_, 4, false, data_, true);
+  EXPECT_EQ(run_mode(lenet_, p, data_).weights, reference.weights);
+  EXPECT_NE(run_mode(lenet_, mode(4, 1, 1, "stale"), data_).weights, reference.weights);
 }
 
 TEST_F(Emulation, StalePipelineAcrossAResidualSkipMatchesItsLoop) {
