@@ -337,6 +337,7 @@ void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsVi
                      mix_keys(node.random_key, microbatch),
                      slot.labels.data()};
     node.layer->forward(args);
+    if (progress_hook_) progress_hook_();
   }
   for (const Value& value : values_) {
     const bool produced_here = value.producer >= first_ + range.begin && value.producer < first_ + range.end;
@@ -377,6 +378,7 @@ void Network::backward_data(int slot_index, ParamsView weights, float loss_scale
                       grads,     slot_index,          ParamsView{weights.data + node.param_offset, weights.version},
                       nullptr,   loss_scale,          slot.labels.data()};
     node.layer->backward_data(args);
+    if (progress_hook_) progress_hook_();
   }
   if (range.begin > 0) return;  // the gradients leaving the network are complete with the first node
   for (size_t e = 0; e < entering_.size(); ++e) {
@@ -395,6 +397,7 @@ void Network::backward_weights(int slot_index, float* grads, NodeRange range) {
     BackwardArgs args{inputs,  &slot.values[value], &slot.value_grads[value], {}, slot_index, ParamsView{},
                       grads + node.param_offset, 0.0f, slot.labels.data()};
     node.layer->backward_weights(args);
+    if (progress_hook_) progress_hook_();
   }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -67,6 +68,9 @@ class Network {
   void backward_weights(int slot, float* grads, NodeRange nodes = {});
 
   int node_count() const;
+  // Called after every node of every pass: a distributed run polls its MPI requests here, so
+  // messages and averages move on while the layers compute.
+  void set_progress_hook(std::function<void()> hook) { progress_hook_ = std::move(hook); }
   // The parameters of a node range: [first, last) in the flat buffers.
   std::pair<int64_t, int64_t> param_range(NodeRange nodes) const;
 
@@ -118,6 +122,7 @@ class Network {
   uint64_t weights_version_ = 1;
   std::vector<ParamRange> param_ranges_;
   size_t activation_bytes_ = 0;
+  std::function<void()> progress_hook_;
 };
 
 }  // namespace baton::layers

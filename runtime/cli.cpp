@@ -77,6 +77,10 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("staleness", po::value(&p.staleness)->default_value(p.staleness),
        "stale and pipedream: lr-scale (a stage with forward delay d learns at lr / (1 + d)) or none")
       ("emulate", po::bool_switch(&p.emulate), "run every stage and replica in this one process")
+      ("progress", po::value(&p.progress)->default_value(p.progress),
+       "MPI progress: poll (the compute thread tests requests between layers) or thread (a communication thread)")
+      ("stall-timeout", po::value(&p.stall_timeout)->default_value(p.stall_timeout),
+       "seconds without progress before a rank reports what it waits for and who is late (0: never)")
       ("timeline", po::value(&p.timeline), "write a Chrome-trace timeline (Perfetto) of the first epoch");
   return group;
 }
@@ -86,6 +90,9 @@ void check_parallel(const ParallelConfig& p) {
   BATON_CHECK(p.replicas >= 1, "--replicas must be at least 1, not " << p.replicas);
   BATON_CHECK(p.microbatches >= 1, "--microbatches must be at least 1, not " << p.microbatches);
   BATON_CHECK(p.bucket_mb > 0, "--bucket-mb must be positive, not " << p.bucket_mb);
+  BATON_CHECK(p.progress == "poll" || p.progress == "thread",
+              "unknown --progress '" << p.progress << "'; choose poll or thread");
+  BATON_CHECK(p.stall_timeout >= 0, "--stall-timeout must be 0 (never) or more seconds, not " << p.stall_timeout);
   BATON_CHECK(p.staleness == "lr-scale" || p.staleness == "none",
               "unknown --staleness '" << p.staleness << "'; choose lr-scale or none");
 }

@@ -30,7 +30,6 @@ int run(const baton::Invocation& inv) {
       baton::print_model_zoo(std::cout);
       return 0;
     case baton::Command::train:
-      require_one_rank("train");
       baton::run_training(inv.train);
       return 0;
     case baton::Command::schedule:

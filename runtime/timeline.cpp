@@ -24,6 +24,23 @@ size_t Timeline::size() const {
   return events_.size();
 }
 
+std::string Timeline::serialize() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  nlohmann::json rows = nlohmann::json::array(), events = nlohmann::json::array();
+  for (const auto& [rank, name] : rows_) rows.push_back({rank, name});
+  for (const Event& e : events_) events.push_back({e.rank, e.name, e.category, e.start_us, e.end_us});
+  return nlohmann::json{{"rows", rows}, {"events", events}}.dump();
+}
+
+void Timeline::merge(const std::string& serialized) {
+  nlohmann::json data = nlohmann::json::parse(serialized);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& row : data.at("rows")) rows_.emplace_back(row[0].get<int>(), row[1].get<std::string>());
+  for (const auto& e : data.at("events"))
+    events_.push_back({e[0].get<int>(), e[1].get<std::string>(), e[2].get<std::string>(), e[3].get<double>(),
+                       e[4].get<double>()});
+}
+
 void Timeline::write(const std::string& path) const {
   std::lock_guard<std::mutex> lock(mutex_);
   nlohmann::json events = nlohmann::json::array();

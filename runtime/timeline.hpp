@@ -16,6 +16,9 @@ class Timeline {
   void name_row(int rank, const std::string& name);  // e.g. "rank 3: stage 1, replica 1"
   size_t size() const;
   void write(const std::string& path) const;  // throws one sentence when the file cannot be written
+  // For gathering ranks' timelines into one: this one's rows and boxes as text, and the reverse.
+  std::string serialize() const;
+  void merge(const std::string& serialized);
 
  private:
   struct Event {

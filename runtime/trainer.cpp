@@ -14,6 +14,10 @@
 #include "runtime/dataset.hpp"
 #include "runtime/error.hpp"
 #include "runtime/metrics.hpp"
+#include <mpi.h>
+
+#include "comm/topology.hpp"
+#include "runtime/distributed_run.hpp"
 #include "runtime/local_run.hpp"
 #include "runtime/optimizer.hpp"
 
@@ -83,7 +87,7 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
-// "61.71 k params", "2.26 MFLOP", "156 params".
+// "2.26 MFLOP", "156 FLOP".
 std::string with_unit(double value, const std::string& unit) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(2);
@@ -101,7 +105,7 @@ namespace {
 // Per stage: its layers, parameters, forward weight delay and memory, for the start line and the
 // metrics file's config event. Weight bytes count weights, gradient, averaged gradient and
 // momentum (4 copies), plus the stashes PipeDream keeps.
-nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& plan, LocalRun& run,
+nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& plan, const std::vector<StageInfo>& info,
                                const ParallelConfig& p) {
   auto layer_names = [&](int first, int last) {
     return first + 1 == last ? model.nodes[size_t(first)].name
@@ -109,16 +113,16 @@ nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& pl
   };
   nlohmann::json stages = nlohmann::json::array();
   for (int s = 0; s < p.stages; ++s) {
-    layers::Network& net = run.worker(s).network();
+    const StageInfo& stage = info[size_t(s)];
     auto [first, last] = plan.stages[size_t(s)];
     const int64_t stashes = p.pipeline == "pipedream" ? p.stages - 1 - s : 0;
     stages.push_back({{"stage", s},
                       {"layers", layer_names(first, last)},
                       {"layer_count", last - first},
-                      {"params", net.param_count()},
+                      {"params", stage.params},
                       {"forward_delay", plan.forward_delays[size_t(s)]},
-                      {"activation_bytes", net.activation_bytes()},
-                      {"weight_bytes", net.param_count() * int64_t(sizeof(float)) * (4 + stashes)}});
+                      {"activation_bytes", stage.activation_bytes},
+                      {"weight_bytes", stage.params * int64_t(sizeof(float)) * (4 + stashes)}});
   }
   return stages;
 }
@@ -127,16 +131,60 @@ void print_stages(const nlohmann::json& stages) {
   for (const auto& s : stages) {
     std::printf("  stage %d: %s (%d layers), %s, forward delay %lld, activations %.1f MB, weights %.1f MB\n",
                 s["stage"].get<int>(), s["layers"].get<std::string>().c_str(), s["layer_count"].get<int>(),
-                with_unit(s["params"].get<double>(), "params").c_str(), static_cast<long long>(s["forward_delay"].get<int64_t>()),
+                (std::to_string(s["params"].get<int64_t>()) + " params").c_str(),
+                static_cast<long long>(s["forward_delay"].get<int64_t>()),
                 s["activation_bytes"].get<double>() / 1e6, s["weight_bytes"].get<double>() / 1e6);
   }
 }
 
-void require_ranks_here(const ParallelConfig& p) {
-  const int ranks = p.stages * p.replicas;
-  BATON_CHECK(ranks == 1 || p.emulate, ranks << " ranks (" << p.stages << " stage(s) x " << p.replicas
-                                             << " replica(s)) run in this one process only with --emulate; "
-                                                "add --emulate (the MPI launch arrives with the communication layer)");
+void print_start(const TrainConfig& c, const layers::ModelSpec& model, const DataSplit& data, const RunPlan& plan,
+                 const nlohmann::json& stages) {
+  const ParallelConfig& p = c.parallel;
+  std::printf("baton: training %s (%s, %s per image) on %s: %lld train / %lld test images, batch %lld, "
+              "%d threads, %s kernels\n",
+              c.model.c_str(), (std::to_string(layers::count_params(model)) + " params").c_str(),
+              with_unit(layers::training_flops_per_image(model), "FLOP").c_str(), c.dataset.c_str(),
+              static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
+              static_cast<long long>(c.batch_size), omp_get_max_threads(), c.backend.c_str());
+  if (p.stages * p.replicas > 1) {
+    std::printf("  %d stage(s) x %d replica(s) %s, pipeline %s, %d microbatch(es) of %lld images, %s averaging%s\n",
+                p.stages, p.replicas, p.emulate ? "in this process" : "over MPI", p.pipeline.c_str(), p.microbatches,
+                static_cast<long long>(plan.microbatch), p.dp.c_str(), p.split_backward ? ", split backward" : "");
+    print_stages(stages);
+  }
+  std::fflush(stdout);
+}
+
+int world_size() {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+// Where the configuration's ranks live: all in this process (--emulate, or a single rank), or one
+// per MPI process. Checked before any communication, identically on every rank.
+bool runs_here(const ParallelConfig& p) {
+  const int ranks = p.stages * p.replicas, world = world_size();
+  if (p.emulate) {
+    BATON_CHECK(world == 1, "--emulate runs all " << ranks << " ranks in one process; start it without mpirun "
+                                                  << "(this job has " << world << " processes)");
+    return true;
+  }
+  BATON_CHECK(!(world == 1 && ranks > 1), ranks << " ranks (" << p.stages << " stage(s) x " << p.replicas
+                                                << " replica(s)) need mpirun -n " << ranks
+                                                << ", or --emulate to run them all in this process");
+  return world == 1;
+}
+
+// The run of this configuration; `topology` keeps the MPI grid of a distributed run alive.
+std::unique_ptr<Run> start_run(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& p,
+                               const WorkerOptions& common, MinibatchSource* source,
+                               std::unique_ptr<comm::Topology>& topology) {
+  if (runs_here(p)) return std::make_unique<LocalRun>(model, plan, p, common, source);
+  topology = std::make_unique<comm::Topology>(p.stages, p.replicas);
+  set_error_rank(topology->rank());
+  return std::make_unique<DistributedRun>(model, plan, p, common, source, *topology, comm::parse_progress(p.progress),
+                                          p.stall_timeout);
 }
 
 }  // namespace
@@ -144,7 +192,7 @@ void require_ranks_here(const ParallelConfig& p) {
 std::vector<EpochStats> run_training(const TrainConfig& c) {
   set_threads(c.threads);
   const ParallelConfig& p = c.parallel;
-  require_ranks_here(p);
+  const bool one_process = runs_here(p);
   const layers::ZooEntry& entry = layers::zoo_entry(c.model);
   DataSplit data = load_data(data_options(c, entry));
   layers::ModelSpec model = model_for(c.model, data.train, c.dataset);
@@ -153,55 +201,50 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
   BatchLoader train_loader(data.train, norm, c.batch_size, true, true, c.seed);
   BatchLoader test_loader(data.test, norm, plan.microbatch, false, false, c.seed);
   const int64_t steps = train_loader.batches_per_epoch();
-  const int readers = p.replicas * p.microbatches * (p.stages == 1 ? 1 : 2);
+  // Every microbatch is read by the first stage (images) and the last (labels); one process reads
+  // for all replicas, an MPI rank only for its own.
+  const int readers = (one_process ? p.replicas : 1) * p.microbatches * (one_process && p.stages > 1 ? 2 : 1);
   LoaderSource source(train_loader, readers);
   WorkerOptions common;
   common.network = layers::NetworkOptions{parse_backend(c.backend), plan.microbatch, 1, c.seed};
   common.sgd = SgdOptions{c.momentum, c.weight_decay, c.nesterov};
   common.schedule = schedule_for(c, steps);
-  LocalRun run(model, plan, p, common, &source);
-  MetricsLog metrics(c.metrics);
-
-  std::printf("baton: training %s (%s, %s per image) on %s: %lld train / %lld test images, batch %lld, "
-              "%d threads, %s kernels\n",
-              c.model.c_str(), with_unit(double(layers::count_params(model)), "params").c_str(),
-              with_unit(layers::training_flops_per_image(model), "FLOP").c_str(), c.dataset.c_str(),
-              static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
-              static_cast<long long>(c.batch_size), omp_get_max_threads(), c.backend.c_str());
-  if (run.ranks() > 1) {
-    std::printf("  %d stage(s) x %d replica(s) in this process, pipeline %s, %d microbatch(es) of %lld images, %s "
-                "averaging%s\n",
-                p.stages, p.replicas, p.pipeline.c_str(), p.microbatches, static_cast<long long>(plan.microbatch),
-                p.dp.c_str(), p.split_backward ? ", split backward" : "");
+  std::unique_ptr<comm::Topology> topology;
+  std::unique_ptr<Run> run = start_run(model, plan, p, common, &source, topology);
+  const bool reports = run->reports();
+  MetricsLog metrics(reports ? c.metrics : "");
+  nlohmann::json stages = describe_stages(model, plan, run->stage_info(), p);
+  if (reports) {
+    print_start(c, model, data, plan, stages);
+    metrics.write({{"event", "config"}, {"model", c.model}, {"dataset", c.dataset},
+                   {"params", layers::count_params(model)}, {"batch_size", c.batch_size},
+                   {"microbatch", plan.microbatch}, {"threads", omp_get_max_threads()}, {"epochs", c.epochs},
+                   {"replicas", p.replicas}, {"pipeline", p.pipeline}, {"microbatches", p.microbatches},
+                   {"dp", p.dp}, {"split_backward", p.split_backward}, {"staleness", p.staleness},
+                   {"processes", world_size()}, {"progress", p.progress}, {"stages", stages}});
   }
-  nlohmann::json stages = describe_stages(model, plan, run, p);
-  if (run.ranks() > 1) print_stages(stages);
-  std::fflush(stdout);
-  metrics.write({{"event", "config"}, {"model", c.model}, {"dataset", c.dataset}, {"params", layers::count_params(model)},
-                 {"batch_size", c.batch_size}, {"microbatch", plan.microbatch}, {"threads", omp_get_max_threads()},
-                 {"epochs", c.epochs}, {"replicas", p.replicas}, {"pipeline", p.pipeline},
-                 {"microbatches", p.microbatches}, {"dp", p.dp}, {"split_backward", p.split_backward},
-                 {"staleness", p.staleness}, {"stages", stages}});
 
   std::vector<EpochStats> history;
   for (int64_t epoch = 1; epoch <= c.epochs; ++epoch) {
-    ProgressBar bar("epoch " + std::to_string(epoch), steps, stdout_is_terminal());
+    ProgressBar bar("epoch " + std::to_string(epoch), steps, reports && stdout_is_terminal() && world_size() == 1);
     source.start_epoch(epoch, [&](int64_t done) { bar.update(done, ""); });
     Timeline timeline;
     const bool traced = epoch == 1 && !p.timeline.empty();
     auto start = Clock::now();
-    EpochTotals train = run.train_epoch(epoch, c.epochs, steps, (epoch - 1) * steps, traced ? &timeline : nullptr);
+    EpochTotals train = run->train_epoch(epoch, c.epochs, steps, (epoch - 1) * steps, traced ? &timeline : nullptr);
     EpochStats stats;
     stats.epoch = epoch;
     stats.seconds = seconds_since(start);
     stats.images_per_sec = double(train.images) / stats.seconds;
-    if (traced) timeline.write(p.timeline);
-    EpochTotals test = run.evaluate(test_loader);
+    if (traced && reports) timeline.write(p.timeline);
+    EpochTotals test = run->evaluate(test_loader);
     bar.clear();
     stats.train_loss = train.mean_loss();
     stats.train_accuracy = train.accuracy();
     stats.test_loss = test.mean_loss();
     stats.test_accuracy = test.accuracy();
+    history.push_back(stats);
+    if (!reports) continue;
     std::printf("epoch %lld/%lld  loss %.4f  train %.2f%%  test %.2f%%  %.0f img/s  %.1f s\n",
                 static_cast<long long>(epoch), static_cast<long long>(c.epochs), stats.train_loss,
                 100 * stats.train_accuracy, 100 * stats.test_accuracy, stats.images_per_sec, stats.seconds);
@@ -210,7 +253,6 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
                    {"train_accuracy", stats.train_accuracy}, {"test_loss", stats.test_loss},
                    {"test_accuracy", stats.test_accuracy}, {"images_per_sec", stats.images_per_sec},
                    {"seconds", stats.seconds}, {"lr", learning_rate(common.schedule, epoch * steps - 1)}});
-    history.push_back(stats);
   }
   return history;
 }

@@ -30,6 +30,7 @@ bool Executor::run_until_blocked() {
     }
     ++next_;
     ran = true;
+    if (progress_hook_) progress_hook_();
   }
   return ran;
 }

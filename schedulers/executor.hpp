@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -66,6 +67,8 @@ class Averager {
 class Executor {
  public:
   Executor(const Program& program, StageWorker& worker, Link& link, Averager& averager, Timeline* timeline = nullptr);
+  // Called after every instruction (a distributed run polls its MPI requests here).
+  void set_progress_hook(std::function<void()> hook) { progress_hook_ = std::move(hook); }
 
   // Runs instructions until the program ends or one must wait for a message or an average;
   // returns whether any ran.
@@ -73,6 +76,9 @@ class Executor {
   bool done() const { return next_ >= program_.instructions.size(); }
   const Program& program() const { return program_; }
   std::string waiting_for() const;  // "rank 3 waits at instruction 12 (recv-grad 5 <r4)"
+  const Instruction* next_instruction() const {
+    return done() ? nullptr : &program_.instructions[next_];
+  }
 
  private:
   bool execute(const Instruction& instruction);  // false: must wait
@@ -86,6 +92,7 @@ class Executor {
   size_t next_ = 0;
   std::vector<std::pair<int64_t, int>> averaged_;  // (update, part) whose average arrived
   std::chrono::steady_clock::time_point origin_;
+  std::function<void()> progress_hook_;
 };
 
 // Runs executors of all ranks in one thread, each as far as it can, until all finish; throws

@@ -1,0 +1,46 @@
+// Every non-blocking MPI operation baton issues goes through one Engine, so who makes progress on
+// them is a choice (--progress): the compute thread polling between layers and instructions, or a
+// communication thread that owns every MPI call. Open MPI 4.1 makes no progress on its own.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace baton::comm {
+
+enum class Progress { poll, thread };
+Progress parse_progress(const std::string& name);  // "poll" or "thread"
+
+class Engine {
+ public:
+  using Handle = uint64_t;
+  static std::unique_ptr<Engine> create(Progress progress);
+  virtual ~Engine() = default;
+
+  // Each starts an operation and returns at once; buffers stay the caller's and must stay valid
+  // until done() has returned true for the handle.
+  virtual Handle send(const float* data, int count, int destination, int tag, MPI_Comm comm) = 0;
+  virtual Handle receive(float* data, int count, int source, int tag, MPI_Comm comm) = 0;
+  virtual Handle allreduce_sum(float* data, int count, MPI_Comm comm) = 0;  // in place
+  // Sums `data` over the communicator; rank i gets elements [offset_i, offset_i + counts[i]).
+  virtual Handle reduce_scatter_sum(const float* data, float* shard, std::vector<int> counts, MPI_Comm comm) = 0;
+  // In place: rank i's block [offset_i, offset_i + counts[i]) of `data` goes to every rank.
+  virtual Handle allgather(float* data, std::vector<int> counts, MPI_Comm comm) = 0;
+
+  // True once the operation has completed; the handle is then spent.
+  virtual bool done(Handle handle) = 0;
+  // Polling: tests everything outstanding so MPI moves on. The thread engine needs nothing.
+  virtual void progress() = 0;
+  void wait(Handle handle);
+  // How many operations have been started and not yet reported done.
+  virtual size_t outstanding() const = 0;
+};
+
+// Block boundaries of `size` elements split over `parts` ranks: rank i gets size*i/parts onwards.
+std::vector<int> block_counts(size_t size, int parts);
+
+}  // namespace baton::comm

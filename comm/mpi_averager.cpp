@@ -1,0 +1,64 @@
+// Implementation of MpiAverager. The average is the sum divided by the replica count, as the
+// in-process twin computes it; with two replicas the sums agree bit for bit (a + b = b + a).
+#include "comm/mpi_averager.hpp"
+
+#include <algorithm>
+
+#include "runtime/error.hpp"
+
+namespace baton::comm {
+
+MpiAverager::MpiAverager(Engine& engine, const Topology& topology, bool sharded)
+    : engine_(engine), topology_(topology), sharded_(sharded) {}
+
+std::pair<size_t, size_t> MpiAverager::shard(size_t size) const {
+  if (!sharded_) return {0, size};
+  const size_t replicas = size_t(topology_.replicas()), replica = size_t(topology_.replica());
+  return {size * replica / replicas, size * (replica + 1) / replicas};
+}
+
+void MpiAverager::start(int64_t update, int part, std::span<const float> gradient) {
+  InFlight flight;
+  if (sharded_) {
+    auto [begin, end] = shard(gradient.size());
+    flight.sum.resize(end - begin + gradient.size());  // [shard | a copy of the whole gradient]
+    std::copy(gradient.begin(), gradient.end(), flight.sum.begin() + long(end - begin));
+    flight.handle = engine_.reduce_scatter_sum(flight.sum.data() + (end - begin), flight.sum.data(),
+                                               block_counts(gradient.size(), topology_.replicas()),
+                                               topology_.stage_comm());
+  } else {
+    flight.sum.assign(gradient.begin(), gradient.end());
+    flight.handle = engine_.allreduce_sum(flight.sum.data(), int(flight.sum.size()), topology_.stage_comm());
+  }
+  auto [it, fresh] = averages_.emplace(std::make_pair(update, part), std::move(flight));
+  BATON_CHECK(fresh, "the average of update " << update << ", bucket " << part << " was started twice");
+}
+
+bool MpiAverager::try_finish(int64_t update, int part, std::span<float> average) {
+  auto it = averages_.find({update, part});
+  BATON_CHECK(it != averages_.end(), "no average of update " << update << ", bucket " << part << " was started");
+  if (!engine_.done(it->second.handle)) return false;
+  auto [begin, end] = shard(average.size());
+  const float replicas = float(topology_.replicas());
+  std::transform(it->second.sum.begin(), it->second.sum.begin() + long(end - begin), average.begin() + long(begin),
+                 [replicas](float sum) { return sum / replicas; });
+  averages_.erase(it);
+  return true;
+}
+
+void MpiAverager::start_gather(int64_t update, int part, std::span<const float> weights) {
+  // In place: this replica's shard of `weights` is current; the others arrive into the same buffer.
+  Engine::Handle handle = engine_.allgather(const_cast<float*>(weights.data()),
+                                            block_counts(weights.size(), topology_.replicas()), topology_.stage_comm());
+  gathers_.emplace(std::make_pair(update, part), handle);
+}
+
+bool MpiAverager::try_finish_gather(int64_t update, int part, std::span<float> /*weights*/) {
+  auto it = gathers_.find({update, part});
+  BATON_CHECK(it != gathers_.end(), "no gather of update " << update << ", bucket " << part << " was started");
+  if (!engine_.done(it->second)) return false;
+  gathers_.erase(it);
+  return true;
+}
+
+}  // namespace baton::comm

@@ -1,0 +1,110 @@
+// Implementation of the run plan and of an epoch's schedule.
+#include "runtime/run_plan.hpp"
+
+#include <algorithm>
+
+#include "runtime/error.hpp"
+#include "runtime/parallel_plan.hpp"
+#include "schedulers/builders.hpp"
+#include "schedulers/validate.hpp"
+
+namespace baton {
+
+using namespace schedulers;
+
+namespace {
+
+// Splits a stage's nodes into gradient buckets of about `bucket_bytes` of parameters each.
+std::vector<layers::NodeRange> buckets(const std::vector<layers::NodeCost>& costs, std::pair<int, int> stage,
+                                       double bucket_bytes) {
+  std::vector<layers::NodeRange> parts;
+  int begin = 0;
+  double filled = 0;
+  const int nodes = stage.second - stage.first;
+  for (int i = 0; i < nodes; ++i) {
+    filled += double(costs[size_t(stage.first + i)].param_bytes);
+    if (filled >= bucket_bytes && i + 1 < nodes) {
+      parts.push_back({begin, i + 1});
+      begin = i + 1;
+      filled = 0;
+    }
+  }
+  parts.push_back({begin, nodes});
+  return parts;
+}
+
+// Gradient buckets per stage, as the schedule builders take them (empty: one each).
+std::vector<int> part_counts(const RunPlan& plan) {
+  std::vector<int> parts;
+  for (const auto& stage_parts : plan.parts) parts.push_back(int(stage_parts.size()));
+  const bool several = std::any_of(parts.begin(), parts.end(), [](int n) { return n > 1; });
+  return several ? parts : std::vector<int>{};
+}
+
+// The most microbatches stage `stage` holds at once under `pipeline`.
+int slots_for(Pipeline pipeline, int stage, const ParallelConfig& p) {
+  switch (pipeline) {
+    case Pipeline::none: return 1;
+    case Pipeline::gpipe: return p.microbatches;
+    case Pipeline::pipedream:
+    case Pipeline::stale: return p.stages - stage;
+  }
+  return 1;
+}
+
+}  // namespace
+
+RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_t batch_size, int64_t epochs) {
+  const int64_t shares = int64_t(p.replicas) * p.microbatches;
+  BATON_CHECK(batch_size % shares == 0, "--batch-size " << batch_size << " does not split evenly into " << p.replicas
+                                                        << " replica(s) x " << p.microbatches
+                                                        << " microbatch(es); use a multiple of " << shares);
+  RunPlan plan;
+  plan.microbatch = batch_size / shares;
+  const int nodes = int(model.nodes.size());
+  std::vector<layers::NodeCost> costs = layers::node_costs(model);
+  layers::Partition partition =
+      p.partition.empty() ? layers::balance_stages(costs, p.stages) : layers::parse_partition(p.partition, model, p.stages);
+  plan.stages = layers::stage_ranges(partition, nodes);
+  const bool bucketed = p.replicas > 1 && (p.dp == "overlap" || p.dp == "sharded");
+  for (int s = 0; s < p.stages; ++s) {
+    plan.parts.push_back(bucketed ? buckets(costs, plan.stages[size_t(s)], p.bucket_mb * 1e6)
+                                  : std::vector<layers::NodeRange>{{0, -1}});
+    int slots = 1;
+    for (int64_t epoch : {int64_t(1), epochs})
+      slots = std::max(slots, slots_for(pipeline_for_epoch(p, epoch, epochs), s, p));
+    plan.slots.push_back(slots);
+  }
+  // Long enough for every stage to reach its steady state.
+  ScheduleConfig first = schedule_for(p, pipeline_for_epoch(p, 1, epochs), 2 * p.stages + 2, part_counts(plan));
+  plan.forward_delays = schedulers::forward_delays(build_programs(first), first);
+  return plan;
+}
+
+WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelConfig& parallel,
+                                 const WorkerOptions& common) {
+  const int stage = stage_of(rank, parallel.stages);
+  WorkerOptions options = common;
+  options.network.batch = plan.microbatch;
+  options.network.slots = plan.slots[size_t(stage)];
+  options.parts = plan.parts[size_t(stage)];
+  options.replica = replica_of(rank, parallel.stages);
+  options.replicas = parallel.replicas;
+  options.microbatches = parallel.microbatches;
+  return options;
+}
+
+EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel, int64_t epoch, int64_t epochs,
+                             int64_t steps) {
+  ScheduleConfig config = schedule_for(parallel, pipeline_for_epoch(parallel, epoch, epochs), steps, part_counts(plan));
+  EpochSchedule schedule;
+  schedule.programs = build_programs(config);
+  validate(schedule.programs, config);
+  const bool scaled = parallel.staleness == "lr-scale" &&
+                      (config.pipeline == Pipeline::stale || config.pipeline == Pipeline::pipedream);
+  for (int64_t delay : forward_delays(schedule.programs, config))
+    schedule.lr_scales.push_back(scaled ? 1.0f / float(1 + delay) : 1.0f);
+  return schedule;
+}
+
+}  // namespace baton

@@ -1,0 +1,69 @@
+// How a stages × replicas configuration maps onto a model and an epoch: stage node ranges,
+// gradient buckets and slots (RunPlan), each rank's worker options, and an epoch's validated
+// programs with the learning-rate scale of each stage. Shared by one-process and MPI runs.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "layers/partition.hpp"
+#include "runtime/cli.hpp"
+#include "runtime/network_worker.hpp"
+#include "runtime/timeline.hpp"
+#include "schedulers/instruction.hpp"
+
+namespace baton {
+
+struct RunPlan {
+  std::vector<std::pair<int, int>> stages;           // [first, last) nodes per stage
+  std::vector<std::vector<layers::NodeRange>> parts;  // gradient buckets per stage, in the stage's nodes
+  std::vector<int> slots;                            // per stage: the most microbatches in flight
+  int64_t microbatch = 1;                            // images per microbatch per replica
+  std::vector<int64_t> forward_delays;               // per stage, in the first epoch's schedule
+};
+
+// Checks the configuration against the model and the batch (one sentence per problem).
+RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& parallel, int64_t batch_size, int64_t epochs);
+
+// The worker options of world rank `rank` (stage rank % K of replica rank / K).
+WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelConfig& parallel,
+                                 const WorkerOptions& common);
+
+struct EpochSchedule {
+  std::vector<schedulers::Program> programs;  // every rank's, validated
+  std::vector<float> lr_scales;               // per stage (staleness mitigation)
+};
+EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel, int64_t epoch, int64_t epochs,
+                             int64_t steps);
+
+struct EpochTotals {
+  double loss = 0;
+  int64_t hits = 0, images = 0;
+  double mean_loss() const { return images ? loss / double(images) : 0.0; }
+  double accuracy() const { return images ? double(hits) / double(images) : 0.0; }
+  void add(const NetworkWorker& last_stage) {
+    loss += last_stage.loss_sum();
+    hits += last_stage.hits();
+    images += last_stage.images();
+  }
+};
+
+// Per stage, what the start line and the config event report (valid on world rank 0).
+struct StageInfo {
+  int64_t params = 0;
+  int64_t activation_bytes = 0;
+};
+
+// A configuration at work: all ranks in this process (LocalRun) or this rank of an MPI job
+// (DistributedRun). Totals and stage information are valid on world rank 0.
+class Run {
+ public:
+  virtual ~Run() = default;
+  virtual EpochTotals train_epoch(int64_t epoch, int64_t epochs, int64_t steps, int64_t updates_before,
+                                  Timeline* timeline) = 0;
+  virtual EpochTotals evaluate(BatchLoader& loader) = 0;  // replica 0's stages, one microbatch at a time
+  virtual std::vector<StageInfo> stage_info() = 0;
+  virtual bool reports() const = 0;                     // this process prints and writes metrics
+};
+
+}  // namespace baton
