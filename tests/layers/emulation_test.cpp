@@ -10,6 +10,7 @@
 #include "runtime/local_run.hpp"
 #include "runtime/rng.hpp"
 #include "tests/support/compare.hpp"
+#include "tests/support/fixed_source.hpp"
 
 namespace baton {
 namespace {
@@ -22,25 +23,7 @@ constexpr int64_t kBatch = 8;
 constexpr int64_t kSteps = 6;
 constexpr float kLr = 0.05f;
 
-// Fixed minibatches of synthetic images, one per update.
-class FixedSource final : public MinibatchSource {
- public:
-  FixedSource(const ModelSpec& model, int64_t batch, int64_t steps) {
-    for (int64_t t = 0; t < steps; ++t) {
-      Batch b;
-      b.count = batch;
-      b.images = test::random_values(batch * element_count(model.input), 100 + t);
-      for (int64_t i = 0; i < batch; ++i) b.labels.push_back(int32_t((i * 7 + t) % model.classes));
-      batches_.push_back(std::move(b));
-    }
-  }
-  const Batch& minibatch(int64_t update) override { return batches_.at(size_t(update)); }
-  void done_with(int64_t) override {}
-  const Batch& at(int64_t t) const { return batches_[size_t(t)]; }
-
- private:
-  std::vector<Batch> batches_;
-};
+using FixedSource = test::FixedSource;
 
 WorkerOptions worker_options() {
   WorkerOptions o;

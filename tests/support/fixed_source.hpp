@@ -1,0 +1,21 @@
+// A MinibatchSource of fixed synthetic minibatches (one per update), identical on every rank that
+// builds it, for comparing runs of a configuration exactly.
+#pragma once
+
+#include "layers/model_spec.hpp"
+#include "runtime/network_worker.hpp"
+
+namespace baton::test {
+
+class FixedSource final : public MinibatchSource {
+ public:
+  FixedSource(const layers::ModelSpec& model, int64_t batch, int64_t steps);
+  const Batch& minibatch(int64_t update) override { return batches_.at(size_t(update)); }
+  void done_with(int64_t) override {}
+  const Batch& at(int64_t update) const { return batches_.at(size_t(update)); }
+
+ private:
+  std::vector<Batch> batches_;
+};
+
+}  // namespace baton::test
