@@ -218,16 +218,22 @@ Invocation parse_bench(const std::vector<std::string>& args) {
   run.add_options()
       ("model", po::value(&c.model)->default_value(c.model), "network from the zoo, on synthetic data of its own input shape")
       ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "images per step")
-      ("iterations", po::value(&c.iterations)->default_value(c.iterations), "timed steps (the median is reported)")
-      ("warmup", po::value(&c.warmup)->default_value(c.warmup), "untimed steps first");
+      ("iterations", po::value(&c.iterations)->default_value(c.iterations), "updates in each timed run")
+      ("repeats", po::value(&c.repeats)->default_value(c.repeats), "timed runs (the median per-update time is reported)")
+      ("warmup", po::value(&c.warmup)->default_value(c.warmup), "untimed updates first")
+      ("measure", po::value(&c.measure)->default_value(c.measure),
+       "step: whole training steps; comm: only the averaging of the gradient over replicas (under mpirun)");
   po::options_description all("baton bench: time whole training steps (forward, backward, update)\n\nusage: baton bench [options]");
   c.threads = 1;
-  all.add(general_options(config_file, c.seed, c.threads, c.backend)).add(run);
+  all.add(general_options(config_file, c.seed, c.threads, c.backend)).add(run).add(parallel_options(c.parallel));
   Parsed parsed = parse(all, args, "bench");
   if (parsed.help) return help_for(all);
   check_positive(c.batch_size, "--batch-size");
   check_positive(c.iterations, "--iterations");
+  check_positive(c.repeats, "--repeats");
   BATON_CHECK(c.warmup >= 0, "--warmup must be 0 or more, not " << c.warmup);
+  BATON_CHECK(c.measure == "step" || c.measure == "comm", "unknown --measure '" << c.measure << "'; choose step or comm");
+  check_parallel(c.parallel);
   BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
   return inv;
 }

@@ -59,12 +59,15 @@ struct TrainConfig {
 
 struct BenchConfig {
   std::string model = "resnet20";
-  int64_t batch_size = 128;
+  int64_t batch_size = 128;  // the whole job's, split over replicas and microbatches
   int threads = 1;
-  int64_t iterations = 20;
+  int64_t iterations = 20;   // updates per timed program
   int64_t warmup = 3;
+  int64_t repeats = 3;       // timed programs; the median is reported
+  std::string measure = "step";  // step: whole training steps; comm: only the averaging over replicas
   std::string backend = "cpu";
   uint64_t seed = 1;
+  ParallelConfig parallel;
 };
 
 struct ScheduleCommand {

@@ -1,6 +1,7 @@
 // Implementation of DistributedRun.
 #include "runtime/distributed_run.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -158,6 +159,20 @@ EpochTotals DistributedRun::evaluate(BatchLoader& loader) {
     link_->finish();
   }
   return reduce(totals);
+}
+
+double DistributedRun::average_seconds(int times) {
+  std::span<float> gradient = worker_->gradient(0), average = worker_->averaged_gradient(0);
+  std::vector<double> seconds;
+  for (int i = 0; i < times; ++i) {
+    MPI_Barrier(topology_.world());
+    auto start = Clock::now();
+    averager_->start(i, 0, gradient);
+    while (!averager_->try_finish(i, 0, average)) engine_->progress();
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  std::nth_element(seconds.begin(), seconds.begin() + long(seconds.size() / 2), seconds.end());
+  return seconds[seconds.size() / 2];
 }
 
 std::vector<StageInfo> DistributedRun::stage_info() {

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "runtime/cli.hpp"
@@ -11,14 +12,6 @@
 #include "runtime/trainer.hpp"
 
 namespace {
-
-// Training and benchmarks run on one rank until the parallel modes arrive.
-void require_one_rank(const char* command) {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  BATON_CHECK(size == 1, "baton " << command << " runs on one MPI rank for now, but this job has " << size
-                                  << "; start it without mpirun or with mpirun -n 1");
-}
 
 int run(const baton::Invocation& inv) {
   switch (inv.command) {
@@ -35,10 +28,11 @@ int run(const baton::Invocation& inv) {
     case baton::Command::schedule:
       baton::print_schedule(inv.schedule, std::cout);
       return 0;
-    case baton::Command::bench:
-      require_one_rank("bench");
-      std::cout << baton::run_bench(inv.bench).dump() << std::endl;
+    case baton::Command::bench: {
+      nlohmann::json result = baton::run_bench(inv.bench);
+      if (!result.is_null()) std::cout << result.dump() << std::endl;
       return 0;
+    }
   }
   return 0;
 }
@@ -57,6 +51,9 @@ int fail(const std::string& line) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Open MPI's default non-blocking allreduce is slow for large gradients; its ring algorithm
+  // averaged AlexNet's 115 MB over 2 ranks in 130 ms instead of 198 (README). A user's setting wins.
+  setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0);
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int rank = 0;

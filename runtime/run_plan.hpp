@@ -64,6 +64,7 @@ class Run {
   virtual EpochTotals evaluate(BatchLoader& loader) = 0;  // replica 0's stages, one microbatch at a time
   virtual std::vector<StageInfo> stage_info() = 0;
   virtual bool reports() const = 0;                     // this process prints and writes metrics
+  virtual void synchronize() {}                         // all ranks meet (MPI barrier)
 };
 
 }  // namespace baton

@@ -73,16 +73,6 @@ LrSchedule schedule_for(const TrainConfig& c, int64_t steps_per_epoch) {
   return s;
 }
 
-// One optimisation step of `baton bench` on the batch in slot 0.
-void train_step(Network& net, Sgd& sgd, float lr, uint64_t step) {
-  net.zero_grads();
-  net.forward(0, Phase::train, step, net.current_weights());
-  net.backward_data(0, net.current_weights(), 1.0f / float(net.batch()));
-  net.backward_weights(0, net.grads().data());
-  sgd.step(net.weights(), net.grads(), lr);
-  net.weights_changed();
-}
-
 void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
@@ -257,31 +247,71 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
   return history;
 }
 
+namespace {
+
+// The same synthetic minibatch for every update: a benchmark times compute, not data.
+class RepeatedSource final : public MinibatchSource {
+ public:
+  explicit RepeatedSource(Batch batch) : batch_(std::move(batch)) {}
+  const Batch& minibatch(int64_t) override { return batch_; }
+  void done_with(int64_t) override {}
+
+ private:
+  Batch batch_;
+};
+
+Batch synthetic_batch(const layers::ZooEntry& entry, int64_t batch_size, uint64_t seed) {
+  Dataset data = make_synthetic(entry.natural_input, entry.natural_classes, batch_size, seed, "synthetic");
+  Batch batch;
+  batch.images = std::move(data.images);
+  batch.labels = std::move(data.labels);
+  batch.count = batch_size;
+  return batch;
+}
+
+}  // namespace
+
 nlohmann::json run_bench(const BenchConfig& c) {
   set_threads(c.threads);
+  const ParallelConfig& p = c.parallel;
   const layers::ZooEntry& entry = layers::zoo_entry(c.model);
   layers::ModelSpec model = layers::build_model(c.model, entry.natural_input, entry.natural_classes);
-  Network net(model, 0, int(model.nodes.size()), layers::NetworkOptions{parse_backend(c.backend), c.batch_size, 1, c.seed});
-  Dataset data = make_synthetic(entry.natural_input, entry.natural_classes, c.batch_size, c.seed, "synthetic");
-  std::copy(data.images.begin(), data.images.end(), net.input(0, 0).data());
-  std::copy(data.labels.begin(), data.labels.end(), net.labels(0));
-  Sgd sgd(size_t(net.param_count()), SgdOptions{0.9f, 5e-4f, false});
-
-  std::vector<double> step_ms;
-  for (int64_t i = 0; i < c.warmup + c.iterations; ++i) {
-    auto start = Clock::now();
-    train_step(net, sgd, 1e-3f, uint64_t(i));
-    if (i >= c.warmup) step_ms.push_back(1e3 * seconds_since(start));
+  RunPlan plan = plan_run(model, p, c.batch_size, 1);
+  RepeatedSource source(synthetic_batch(entry, c.batch_size, c.seed));
+  WorkerOptions common;
+  common.network = layers::NetworkOptions{parse_backend(c.backend), plan.microbatch, 1, c.seed};
+  common.sgd = SgdOptions{0.9f, 5e-4f, false};
+  common.schedule.base = 1e-3f;
+  std::unique_ptr<comm::Topology> topology;
+  std::unique_ptr<Run> run = start_run(model, plan, p, common, &source, topology);
+  nlohmann::json result{{"model", c.model}, {"batch_size", c.batch_size}, {"threads", omp_get_max_threads()},
+                        {"processes", world_size()}, {"stages", p.stages}, {"replicas", p.replicas},
+                        {"pipeline", p.pipeline}, {"microbatches", p.microbatches}, {"dp", p.dp},
+                        {"progress", p.progress}};
+  if (c.measure == "comm") {
+    auto* distributed = dynamic_cast<DistributedRun*>(run.get());
+    BATON_CHECK(distributed != nullptr && p.replicas > 1,
+                "--measure comm times averaging over replicas; start it with mpirun and --replicas 2 or more");
+    result["median_average_ms"] = 1e3 * distributed->average_seconds(int(c.iterations));
+    result["gradient_floats"] = distributed->worker().gradient(0).size();
+    return run->reports() ? result : nlohmann::json();
   }
-  std::nth_element(step_ms.begin(), step_ms.begin() + step_ms.size() / 2, step_ms.end());
+  if (c.warmup > 0) run->train_epoch(1, 1, c.warmup, 0, nullptr);
+  std::vector<double> step_ms;
+  for (int64_t r = 0; r < c.repeats; ++r) {
+    run->synchronize();
+    auto start = Clock::now();
+    run->train_epoch(1, 1, c.iterations, 0, nullptr);
+    run->synchronize();
+    step_ms.push_back(1e3 * seconds_since(start) / double(c.iterations));
+  }
+  std::nth_element(step_ms.begin(), step_ms.begin() + long(step_ms.size() / 2), step_ms.end());
   const double median = step_ms[step_ms.size() / 2];
   const double flops = layers::training_flops_per_image(model) * double(c.batch_size);
-  return {{"model", c.model},
-          {"batch_size", c.batch_size},
-          {"threads", omp_get_max_threads()},
-          {"median_step_ms", median},
-          {"images_per_sec", double(c.batch_size) / (median / 1e3)},
-          {"gflops", flops / (median / 1e3) / 1e9}};
+  result["median_step_ms"] = median;
+  result["images_per_sec"] = double(c.batch_size) / (median / 1e3);
+  result["gflops"] = flops / (median / 1e3) / 1e9;
+  return run->reports() ? result : nlohmann::json();
 }
 
 void print_model_zoo(std::ostream& out) {
