@@ -29,6 +29,7 @@ fi
 
 # Like sshd: the remote command is one shell string, and the environment starts (almost) empty,
 # so nothing mpirun set for itself leaks into the remote daemon.
+# shellcheck disable=SC2016  # $0 and $1 belong to the inner sh
 exec env -i PATH="${PATH:-/usr/local/bin:/usr/bin:/bin}" HOME="${HOME:-/root}" \
   SHELL=/bin/sh USER="${USER:-root}" LOGNAME="${USER:-root}" \
   ${LD_LIBRARY_PATH:+LD_LIBRARY_PATH="$LD_LIBRARY_PATH"} \

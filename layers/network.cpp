@@ -3,6 +3,7 @@
 #include "layers/network.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "runtime/error.hpp"
 #include "runtime/rng.hpp"
@@ -302,6 +303,19 @@ std::vector<const Tensor*> Network::node_inputs(Slot& slot, const LocalNode& nod
   return inputs;
 }
 
+// Runs one layer pass, adds its time to the node's when measuring, then lets communication move.
+template <class Pass>
+void Network::timed(const LocalNode& node, Pass pass) {
+  if (node_seconds_ == nullptr) {
+    pass();
+  } else {
+    auto start = std::chrono::steady_clock::now();
+    pass();
+    (*node_seconds_)[size_t(node.index)] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  if (progress_hook_) progress_hook_();
+}
+
 NodeRange Network::resolved(NodeRange nodes) const {
   if (nodes.end < 0) nodes.end = int(nodes_.size());
   BATON_CHECK(nodes.begin >= 0 && nodes.begin < nodes.end && nodes.end <= int(nodes_.size()),
@@ -336,8 +350,7 @@ void Network::forward(int slot_index, Phase phase, uint64_t microbatch, ParamsVi
                      node.state_count ? state_.data() + node.state_offset : nullptr,
                      mix_keys(node.random_key, microbatch),
                      slot.labels.data()};
-    node.layer->forward(args);
-    if (progress_hook_) progress_hook_();
+    timed(node, [&] { node.layer->forward(args); });
   }
   for (const Value& value : values_) {
     const bool produced_here = value.producer >= first_ + range.begin && value.producer < first_ + range.end;
@@ -377,8 +390,7 @@ void Network::backward_data(int slot_index, ParamsView weights, float loss_scale
     BackwardArgs args{inputs,    &slot.values[value], grad_output.empty() ? nullptr : &grad_output,
                       grads,     slot_index,          ParamsView{weights.data + node.param_offset, weights.version},
                       nullptr,   loss_scale,          slot.labels.data()};
-    node.layer->backward_data(args);
-    if (progress_hook_) progress_hook_();
+    timed(node, [&] { node.layer->backward_data(args); });
   }
   if (range.begin > 0) return;  // the gradients leaving the network are complete with the first node
   for (size_t e = 0; e < entering_.size(); ++e) {
@@ -396,8 +408,7 @@ void Network::backward_weights(int slot_index, float* grads, NodeRange range) {
     int value = value_of_node(n);
     BackwardArgs args{inputs,  &slot.values[value], &slot.value_grads[value], {}, slot_index, ParamsView{},
                       grads + node.param_offset, 0.0f, slot.labels.data()};
-    node.layer->backward_weights(args);
-    if (progress_hook_) progress_hook_();
+    timed(node, [&] { node.layer->backward_weights(args); });
   }
 }
 

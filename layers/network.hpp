@@ -71,6 +71,8 @@ class Network {
   // Called after every node of every pass: a distributed run polls its MPI requests here, so
   // messages and averages move on while the layers compute.
   void set_progress_hook(std::function<void()> hook) { progress_hook_ = std::move(hook); }
+  // While set, every layer pass adds its seconds to (*seconds)[model node index]; null stops it.
+  void measure_nodes(std::vector<double>* seconds) { node_seconds_ = seconds; }
   // The parameters of a node range: [first, last) in the flat buffers.
   std::pair<int64_t, int64_t> param_range(NodeRange nodes) const;
 
@@ -108,6 +110,8 @@ class Network {
   std::vector<const Tensor*> node_inputs(Slot& slot, const LocalNode& node);
   int value_of_node(int local) const { return int(entering_.size()) + local; }
   NodeRange resolved(NodeRange nodes) const;
+  template <class Pass>
+  void timed(const LocalNode& node, Pass pass);
   const Tensor& loss_logits(int slot) const;
 
   int first_, last_;
@@ -123,6 +127,7 @@ class Network {
   std::vector<ParamRange> param_ranges_;
   size_t activation_bytes_ = 0;
   std::function<void()> progress_hook_;
+  std::vector<double>* node_seconds_ = nullptr;
 };
 
 }  // namespace baton::layers

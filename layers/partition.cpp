@@ -9,6 +9,7 @@
 #include <limits>
 #include <sstream>
 
+#include "layers/network.hpp"
 #include "runtime/error.hpp"
 
 namespace baton::layers {
@@ -107,8 +108,8 @@ Partition least_squares_split(const Ranges& ranges, int stages, double cap) {
 
 void check_costs(const std::vector<NodeCost>& costs) {
   for (size_t i = 0; i < costs.size(); ++i) {
-    BATON_CHECK(std::isfinite(costs[i].flops) && costs[i].flops >= 0 && costs[i].param_bytes >= 0,
-                "node " << i << " has a negative or non-finite cost (" << costs[i].flops << " FLOPs, "
+    BATON_CHECK(std::isfinite(costs[i].work) && costs[i].work >= 0 && costs[i].param_bytes >= 0,
+                "node " << i << " has a negative or non-finite cost (" << costs[i].work << " FLOPs, "
                         << costs[i].param_bytes << " parameter bytes); costs must be finite and at least 0");
   }
 }
@@ -204,7 +205,7 @@ Partition balance_stages(const std::vector<NodeCost>& costs, int stages, int64_t
                                               "for none, not "
                                                   << max_param_bytes_per_stage);
   check_costs(costs);
-  const Ranges flops = make_ranges(costs, [](const NodeCost& node) { return node.flops; }, max_param_bytes_per_stage);
+  const Ranges flops = make_ranges(costs, [](const NodeCost& node) { return node.work; }, max_param_bytes_per_stage);
   const double cap = min_max_stage_cost(flops, stages);
   if (cap == kInfeasible) reject_memory_limit(costs, stages, max_param_bytes_per_stage);
   return least_squares_split(flops, stages, cap);
@@ -241,7 +242,7 @@ std::vector<StageLoad> stage_loads(const std::vector<NodeCost>& costs, const Par
   for (const auto& [first, last] : stage_ranges(partition, static_cast<int>(costs.size()))) {
     StageLoad load{0.0, 0};
     for (int i = first; i < last; ++i) {
-      load.flops += costs[i].flops;
+      load.work += costs[i].work;
       load.param_bytes += costs[i].param_bytes;
     }
     loads.push_back(load);
@@ -253,10 +254,25 @@ double load_imbalance(const std::vector<StageLoad>& loads) {
   BATON_CHECK(!loads.empty(), "the imbalance of a partition needs at least one stage");
   double largest = 0, total = 0;
   for (const StageLoad& load : loads) {
-    largest = std::max(largest, load.flops);
-    total += load.flops;
+    largest = std::max(largest, load.work);
+    total += load.work;
   }
   return total > 0 ? largest * static_cast<double>(loads.size()) / total : 1.0;
+}
+
+std::vector<NodeCost> measured_costs(const ModelSpec& model, const NetworkOptions& options, int passes) {
+  Network net(model, 0, int(model.nodes.size()), options);
+  std::vector<double> seconds(model.nodes.size(), 0.0);
+  for (int pass = 0; pass <= passes; ++pass) {
+    net.measure_nodes(pass > 0 ? &seconds : nullptr);  // the first pass warms caches and primitives
+    net.forward(0, Phase::train, uint64_t(pass), net.current_weights());
+    net.backward_data(0, net.current_weights(), 1.0f);
+    net.backward_weights(0, net.grads().data());
+  }
+  net.measure_nodes(nullptr);
+  std::vector<NodeCost> costs = node_costs(model);
+  for (size_t i = 0; i < costs.size(); ++i) costs[i].work = seconds[i] / passes + 1e-7;  // absorbed ReLUs: ~0
+  return costs;
 }
 
 }  // namespace baton::layers

@@ -12,18 +12,24 @@
 
 namespace baton::layers {
 
-// What a node costs for balancing. flops: training FLOPs per image (forward, data and weight
-// gradients; no data gradient for a node that reads only the images) plus kNodeOverheadFlops, so
-// that FLOP-free layers still count a little. param_bytes: its parameters in f32.
-// activation_bytes: its output per image in f32.
+// What a node costs for balancing. work: by node_costs(), training FLOPs per image (forward, data
+// and weight gradients; no data gradient for a node that reads only the images) plus
+// kNodeOverheadFlops, so that FLOP-free layers still count a little; by measured_costs(), seconds
+// of its three passes on this machine. param_bytes: its parameters in f32. activation_bytes: its
+// output per image in f32.
 struct NodeCost {
-  double flops;
+  double work;
   int64_t param_bytes;
   int64_t activation_bytes;
 };
 constexpr double kNodeOverheadFlops = 1e5;
 
 std::vector<NodeCost> node_costs(const ModelSpec& model);
+
+// node_costs() with `work` replaced by each node's measured seconds for one microbatch: the whole
+// model run `passes` times (after one untimed pass) with these network options.
+struct NetworkOptions;
+std::vector<NodeCost> measured_costs(const ModelSpec& model, const NetworkOptions& options, int passes);
 
 // The first node of every stage: first_nodes[0] == 0, strictly increasing, one per stage. Stage k
 // covers [first_nodes[k], first_nodes[k + 1]) and the last stage ends at the model's end.
@@ -50,7 +56,7 @@ Partition parse_partition(const std::string& text, const ModelSpec& model, int s
 
 // Per-stage totals for reporting, and their imbalance (largest stage FLOPs over the mean).
 struct StageLoad {
-  double flops;
+  double work;
   int64_t param_bytes;
 };
 std::vector<StageLoad> stage_loads(const std::vector<NodeCost>& costs, const Partition& partition);

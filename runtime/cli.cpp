@@ -71,6 +71,8 @@ po::options_description parallel_options(ParallelConfig& p) {
        "LayerPipe: send the input gradient before computing the weight gradient")
       ("partition", po::value(&p.partition),
        "where stages 2..K begin, as layer names or indices (e.g. layer2.0.conv1,layer3.0.conv1); default: balanced FLOPs")
+      ("partition-by", po::value(&p.partition_by)->default_value(p.partition_by),
+       "balance stages by flops (reproducible) or by time (each layer measured here; ranks agree on the mean)")
       ("hybrid-switch-epoch", po::value(&p.hybrid_switch_epoch),
        "hybrid: the first epoch (1-based) trained with gpipe; default: half of the epochs")
       ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
@@ -90,6 +92,8 @@ void check_parallel(const ParallelConfig& p) {
   BATON_CHECK(p.replicas >= 1, "--replicas must be at least 1, not " << p.replicas);
   BATON_CHECK(p.microbatches >= 1, "--microbatches must be at least 1, not " << p.microbatches);
   BATON_CHECK(p.bucket_mb > 0, "--bucket-mb must be positive, not " << p.bucket_mb);
+  BATON_CHECK(p.partition_by == "flops" || p.partition_by == "time",
+              "unknown --partition-by '" << p.partition_by << "'; choose flops or time");
   BATON_CHECK(p.progress == "poll" || p.progress == "thread",
               "unknown --progress '" << p.progress << "'; choose poll or thread");
   BATON_CHECK(p.stall_timeout >= 0, "--stall-timeout must be 0 (never) or more seconds, not " << p.stall_timeout);
@@ -222,7 +226,8 @@ Invocation parse_bench(const std::vector<std::string>& args) {
       ("repeats", po::value(&c.repeats)->default_value(c.repeats), "timed runs (the median per-update time is reported)")
       ("warmup", po::value(&c.warmup)->default_value(c.warmup), "untimed updates first")
       ("measure", po::value(&c.measure)->default_value(c.measure),
-       "step: whole training steps; comm: only the averaging of the gradient over replicas (under mpirun)");
+       "step: whole training steps; comm: only the averaging of the gradient over replicas; compute: every "
+       "replica's steps without averaging (both under mpirun)");
   po::options_description all("baton bench: time whole training steps (forward, backward, update)\n\nusage: baton bench [options]");
   c.threads = 1;
   all.add(general_options(config_file, c.seed, c.threads, c.backend)).add(run).add(parallel_options(c.parallel));
@@ -232,7 +237,8 @@ Invocation parse_bench(const std::vector<std::string>& args) {
   check_positive(c.iterations, "--iterations");
   check_positive(c.repeats, "--repeats");
   BATON_CHECK(c.warmup >= 0, "--warmup must be 0 or more, not " << c.warmup);
-  BATON_CHECK(c.measure == "step" || c.measure == "comm", "unknown --measure '" << c.measure << "'; choose step or comm");
+  BATON_CHECK(c.measure == "step" || c.measure == "comm" || c.measure == "compute",
+              "unknown --measure '" << c.measure << "'; choose step, comm or compute");
   check_parallel(c.parallel);
   BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
   return inv;

@@ -20,7 +20,8 @@ struct ParallelConfig {
   std::string pipeline = "none";         // none, gpipe, pipedream, stale, hybrid
   std::string dp = "sync";               // sync, overlap, delayed, sharded
   bool split_backward = false;           // LayerPipe: input gradient sent before the weight gradient
-  std::string partition;                 // where stages 2..K begin; empty: balanced by FLOPs
+  std::string partition;                 // where stages 2..K begin; empty: balanced by --partition-by
+  std::string partition_by = "flops";    // flops, or time (each layer's passes measured on this machine)
   bool emulate = false;
   int64_t hybrid_switch_epoch = -1;      // hybrid: first gpipe epoch; -1: half of the epochs
   double bucket_mb = 25;                 // gradient bucket size for overlap and sharded averaging
@@ -64,7 +65,7 @@ struct BenchConfig {
   int64_t iterations = 20;   // updates per timed program
   int64_t warmup = 3;
   int64_t repeats = 3;       // timed programs; the median is reported
-  std::string measure = "step";  // step: whole training steps; comm: only the averaging over replicas
+  std::string measure = "step";  // step, comm (only the averaging), compute (replicas without averaging)
   std::string backend = "cpu";
   uint64_t seed = 1;
   ParallelConfig parallel;

@@ -28,7 +28,6 @@ class DistributedRun final : public Run {
   EpochTotals evaluate(BatchLoader& loader) override;
   std::vector<StageInfo> stage_info() override;
   bool reports() const override { return topology_.rank() == 0; }
-  void synchronize() override { MPI_Barrier(topology_.world()); }
   // Seconds to average this stage's whole gradient over its replicas once (median of `times`).
   double average_seconds(int times);
 

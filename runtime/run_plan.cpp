@@ -54,7 +54,8 @@ int slots_for(Pipeline pipeline, int stage, const ParallelConfig& p) {
 
 }  // namespace
 
-RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_t batch_size, int64_t epochs) {
+RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_t batch_size, int64_t epochs,
+                 const std::vector<layers::NodeCost>& costs) {
   const int64_t shares = int64_t(p.replicas) * p.microbatches;
   BATON_CHECK(batch_size % shares == 0, "--batch-size " << batch_size << " does not split evenly into " << p.replicas
                                                         << " replica(s) x " << p.microbatches
@@ -62,7 +63,6 @@ RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_
   RunPlan plan;
   plan.microbatch = batch_size / shares;
   const int nodes = int(model.nodes.size());
-  std::vector<layers::NodeCost> costs = layers::node_costs(model);
   layers::Partition partition =
       p.partition.empty() ? layers::balance_stages(costs, p.stages) : layers::parse_partition(p.partition, model, p.stages);
   plan.stages = layers::stage_ranges(partition, nodes);

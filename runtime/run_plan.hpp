@@ -22,8 +22,10 @@ struct RunPlan {
   std::vector<int64_t> forward_delays;               // per stage, in the first epoch's schedule
 };
 
-// Checks the configuration against the model and the batch (one sentence per problem).
-RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& parallel, int64_t batch_size, int64_t epochs);
+// Checks the configuration against the model and the batch (one sentence per problem). Without
+// --partition, stages balance `costs` (node_costs() FLOPs, or measured_costs() seconds).
+RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& parallel, int64_t batch_size, int64_t epochs,
+                 const std::vector<layers::NodeCost>& costs);
 
 // The worker options of world rank `rank` (stage rank % K of replica rank / K).
 WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelConfig& parallel,
@@ -64,7 +66,6 @@ class Run {
   virtual EpochTotals evaluate(BatchLoader& loader) = 0;  // replica 0's stages, one microbatch at a time
   virtual std::vector<StageInfo> stage_info() = 0;
   virtual bool reports() const = 0;                     // this process prints and writes metrics
-  virtual void synchronize() {}                         // all ranks meet (MPI barrier)
 };
 
 }  // namespace baton

@@ -9,6 +9,7 @@
 #include <iomanip>
 
 #include "layers/network.hpp"
+#include "layers/partition.hpp"
 #include "layers/zoo.hpp"
 #include "runtime/data_loader.hpp"
 #include "runtime/dataset.hpp"
@@ -166,6 +167,19 @@ bool runs_here(const ParallelConfig& p) {
   return world == 1;
 }
 
+// What stages are balanced on: FLOPs, or each layer's passes timed here (--partition-by time) and
+// averaged over the ranks, so that every rank computes the same partition.
+std::vector<layers::NodeCost> balancing_costs(const layers::ModelSpec& model, const ParallelConfig& p,
+                                              const layers::NetworkOptions& network) {
+  if (p.partition_by != "time" || p.stages == 1 || !p.partition.empty()) return layers::node_costs(model);
+  std::vector<layers::NodeCost> costs = layers::measured_costs(model, network, 2);
+  std::vector<double> work;
+  for (const layers::NodeCost& c : costs) work.push_back(c.work);
+  MPI_Allreduce(MPI_IN_PLACE, work.data(), int(work.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  for (size_t i = 0; i < costs.size(); ++i) costs[i].work = work[i] / world_size();
+  return costs;
+}
+
 // The run of this configuration; `topology` keeps the MPI grid of a distributed run alive.
 std::unique_ptr<Run> start_run(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& p,
                                const WorkerOptions& common, MinibatchSource* source,
@@ -186,7 +200,9 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
   const layers::ZooEntry& entry = layers::zoo_entry(c.model);
   DataSplit data = load_data(data_options(c, entry));
   layers::ModelSpec model = model_for(c.model, data.train, c.dataset);
-  RunPlan plan = plan_run(model, p, c.batch_size, c.epochs);
+  const layers::NetworkOptions network{parse_backend(c.backend),
+                                       std::max<int64_t>(1, c.batch_size / (p.replicas * p.microbatches)), 1, c.seed};
+  RunPlan plan = plan_run(model, p, c.batch_size, c.epochs, balancing_costs(model, p, network));
   Normalization norm = channel_statistics(data.train);
   BatchLoader train_loader(data.train, norm, c.batch_size, true, true, c.seed);
   BatchLoader test_loader(data.test, norm, plan.microbatch, false, false, c.seed);
@@ -196,7 +212,7 @@ std::vector<EpochStats> run_training(const TrainConfig& c) {
   const int readers = (one_process ? p.replicas : 1) * p.microbatches * (one_process && p.stages > 1 ? 2 : 1);
   LoaderSource source(train_loader, readers);
   WorkerOptions common;
-  common.network = layers::NetworkOptions{parse_backend(c.backend), plan.microbatch, 1, c.seed};
+  common.network = network;
   common.sgd = SgdOptions{c.momentum, c.weight_decay, c.nesterov};
   common.schedule = schedule_for(c, steps);
   std::unique_ptr<comm::Topology> topology;
@@ -271,47 +287,78 @@ Batch synthetic_batch(const layers::ZooEntry& entry, int64_t batch_size, uint64_
 
 }  // namespace
 
+namespace {
+
+// Median over `repeats` programs of `iterations` updates of the time per update; all processes
+// start each timed program together.
+double median_step_ms(Run& run, const BenchConfig& c) {
+  if (c.warmup > 0) run.train_epoch(1, 1, c.warmup, 0, nullptr);
+  std::vector<double> step_ms;
+  for (int64_t r = 0; r < c.repeats; ++r) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    auto start = Clock::now();
+    run.train_epoch(1, 1, c.iterations, 0, nullptr);
+    MPI_Barrier(MPI_COMM_WORLD);
+    step_ms.push_back(1e3 * seconds_since(start) / double(c.iterations));
+  }
+  std::nth_element(step_ms.begin(), step_ms.begin() + long(step_ms.size() / 2), step_ms.end());
+  return step_ms[step_ms.size() / 2];
+}
+
+}  // namespace
+
 nlohmann::json run_bench(const BenchConfig& c) {
   set_threads(c.threads);
   const ParallelConfig& p = c.parallel;
   const layers::ZooEntry& entry = layers::zoo_entry(c.model);
   layers::ModelSpec model = layers::build_model(c.model, entry.natural_input, entry.natural_classes);
-  RunPlan plan = plan_run(model, p, c.batch_size, 1);
+  const layers::NetworkOptions network{parse_backend(c.backend),
+                                       std::max<int64_t>(1, c.batch_size / (p.replicas * p.microbatches)), 1, c.seed};
+  RunPlan plan = plan_run(model, p, c.batch_size, 1, balancing_costs(model, p, network));
   RepeatedSource source(synthetic_batch(entry, c.batch_size, c.seed));
   WorkerOptions common;
-  common.network = layers::NetworkOptions{parse_backend(c.backend), plan.microbatch, 1, c.seed};
+  common.network = network;
   common.sgd = SgdOptions{0.9f, 5e-4f, false};
   common.schedule.base = 1e-3f;
-  std::unique_ptr<comm::Topology> topology;
-  std::unique_ptr<Run> run = start_run(model, plan, p, common, &source, topology);
   nlohmann::json result{{"model", c.model}, {"batch_size", c.batch_size}, {"threads", omp_get_max_threads()},
                         {"processes", world_size()}, {"stages", p.stages}, {"replicas", p.replicas},
                         {"pipeline", p.pipeline}, {"microbatches", p.microbatches}, {"dp", p.dp},
-                        {"progress", p.progress}};
+                        {"progress", p.progress}, {"measure", c.measure}};
+  const bool root = world_size() == 1 || [] {
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    return rank == 0;
+  }();
+  if (c.measure == "compute") {
+    // Each process trains its replica's share alone, all at once: the compute of a data-parallel
+    // step under the same contention for memory, without any averaging.
+    BATON_CHECK(p.stages == 1 && world_size() == p.replicas,
+                "--measure compute times data-parallel replicas without averaging; use --stages 1 and mpirun -n "
+                    << p.replicas);
+    ParallelConfig alone = p;
+    alone.replicas = 1;
+    alone.emulate = true;
+    RunPlan own = plan_run(model, alone, plan.microbatch, 1, layers::node_costs(model));
+    LocalRun run(model, own, alone, common, &source);
+    result["median_step_ms"] = median_step_ms(run, c);
+    return root ? result : nlohmann::json();
+  }
+  std::unique_ptr<comm::Topology> topology;
+  std::unique_ptr<Run> run = start_run(model, plan, p, common, &source, topology);
   if (c.measure == "comm") {
     auto* distributed = dynamic_cast<DistributedRun*>(run.get());
     BATON_CHECK(distributed != nullptr && p.replicas > 1,
                 "--measure comm times averaging over replicas; start it with mpirun and --replicas 2 or more");
     result["median_average_ms"] = 1e3 * distributed->average_seconds(int(c.iterations));
     result["gradient_floats"] = distributed->worker().gradient(0).size();
-    return run->reports() ? result : nlohmann::json();
+    return root ? result : nlohmann::json();
   }
-  if (c.warmup > 0) run->train_epoch(1, 1, c.warmup, 0, nullptr);
-  std::vector<double> step_ms;
-  for (int64_t r = 0; r < c.repeats; ++r) {
-    run->synchronize();
-    auto start = Clock::now();
-    run->train_epoch(1, 1, c.iterations, 0, nullptr);
-    run->synchronize();
-    step_ms.push_back(1e3 * seconds_since(start) / double(c.iterations));
-  }
-  std::nth_element(step_ms.begin(), step_ms.begin() + long(step_ms.size() / 2), step_ms.end());
-  const double median = step_ms[step_ms.size() / 2];
+  const double median = median_step_ms(*run, c);
   const double flops = layers::training_flops_per_image(model) * double(c.batch_size);
   result["median_step_ms"] = median;
   result["images_per_sec"] = double(c.batch_size) / (median / 1e3);
   result["gflops"] = flops / (median / 1e3) / 1e9;
-  return run->reports() ? result : nlohmann::json();
+  return root ? result : nlohmann::json();
 }
 
 void print_model_zoo(std::ostream& out) {

@@ -39,7 +39,7 @@ struct Outcome {
 };
 
 Outcome run_mode(const ModelSpec& model, const ParallelConfig& p, FixedSource& data) {
-  RunPlan plan = plan_run(model, p, kBatch, 1);
+  RunPlan plan = plan_run(model, p, kBatch, 1, layers::node_costs(model));
   LocalRun run(model, plan, p, worker_options(), &data);
   Outcome out;
   out.loss = run.train_epoch(1, 1, kSteps, 0, nullptr).loss;

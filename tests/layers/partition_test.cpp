@@ -37,13 +37,13 @@ std::vector<NodeCost> costs_of(const std::vector<double>& flops, const std::vect
 
 double max_stage_flops(const std::vector<NodeCost>& costs, const Partition& partition) {
   double largest = 0;
-  for (const StageLoad& load : stage_loads(costs, partition)) largest = std::max(largest, load.flops);
+  for (const StageLoad& load : stage_loads(costs, partition)) largest = std::max(largest, load.work);
   return largest;
 }
 
 double squared_stage_flops(const std::vector<NodeCost>& costs, const Partition& partition) {
   double total = 0;
-  for (const StageLoad& load : stage_loads(costs, partition)) total += load.flops * load.flops;
+  for (const StageLoad& load : stage_loads(costs, partition)) total += load.work * load.work;
   return total;
 }
 
@@ -161,7 +161,7 @@ TEST(PartitionBalance, TwoThousandNodesInSixtyFourStages) {  // the largest size
   std::mt19937 random(11);
   std::vector<NodeCost> costs;
   for (int i = 0; i < 2000; ++i) costs.push_back({double(1 + random() % 1000) * 1e4, int64_t(random() % 100), 0});
-  costs[1000].flops = 1e12;  // dwarfs the rest together, so it must be alone in its stage
+  costs[1000].work = 1e12;  // dwarfs the rest together, so it must be alone in its stage
   const Partition partition = balance_stages(costs, 64, 2000);
   ASSERT_EQ(partition.first_nodes.size(), 64u);
   EXPECT_NEAR(max_stage_flops(costs, partition), 1e12, 1e3);
@@ -182,16 +182,16 @@ TEST(PartitionResnet20, BalancedIntoTwoToEightStages) {
   const ModelSpec model = build_model("resnet20", {3, 32, 32}, 10);
   const std::vector<NodeCost> costs = node_costs(model);
   const double total = std::accumulate(costs.begin(), costs.end(), 0.0,
-                                       [](double sum, const NodeCost& node) { return sum + node.flops; });
+                                       [](double sum, const NodeCost& node) { return sum + node.work; });
   const double largest_node = std::max_element(costs.begin(), costs.end(), [](const NodeCost& a, const NodeCost& b) {
-                                return a.flops < b.flops;
-                              })->flops;
+                                return a.work < b.work;
+                              })->work;
   for (int stages = 2; stages <= 8; ++stages) {
     const Partition partition = balance_stages(costs, stages);
     const std::vector<StageLoad> loads = stage_loads(costs, partition);
     std::printf("resnet20 in %d stages, max/mean %.3f:", stages, load_imbalance(loads));
     for (size_t k = 0; k < loads.size(); ++k) {
-      std::printf(" [%s] %.1fM", model.nodes[partition.first_nodes[k]].name.c_str(), loads[k].flops / 1e6);
+      std::printf(" [%s] %.1fM", model.nodes[partition.first_nodes[k]].name.c_str(), loads[k].work / 1e6);
     }
     std::printf("\n");
     // The optimum is never worse than the mean plus one node (a greedy split achieves that).
@@ -207,9 +207,9 @@ TEST(PartitionCosts, TotalsMatchTheModel) {
   double flops = 0;
   int64_t bytes = 0;
   for (const NodeCost& node : costs) {
-    flops += node.flops;
+    flops += node.work;
     bytes += node.param_bytes;
-    EXPECT_GE(node.flops, kNodeOverheadFlops);
+    EXPECT_GE(node.work, kNodeOverheadFlops);
   }
   const double expected = training_flops_per_image(model) + kNodeOverheadFlops * double(costs.size());
   EXPECT_NEAR(flops, expected, expected * 1e-12);
@@ -226,11 +226,11 @@ TEST(PartitionLoads, SumToTheTotals) {
   ASSERT_EQ(loads.size(), 4u);
   double flops = 0, load_flops = 0;
   int64_t bytes = 0, load_bytes = 0;
-  for (const NodeCost& node : costs) flops += node.flops, bytes += node.param_bytes;
-  for (const StageLoad& load : loads) load_flops += load.flops, load_bytes += load.param_bytes;
+  for (const NodeCost& node : costs) flops += node.work, bytes += node.param_bytes;
+  for (const StageLoad& load : loads) load_flops += load.work, load_bytes += load.param_bytes;
   EXPECT_EQ(load_flops, flops);
   EXPECT_EQ(load_bytes, bytes);
-  EXPECT_EQ(loads[1].flops, costs[2].flops);
+  EXPECT_EQ(loads[1].work, costs[2].work);
   EXPECT_EQ(load_imbalance({{2, 0}, {2, 0}}), 1.0);
   EXPECT_EQ(load_imbalance({{3, 0}, {1, 0}}), 1.5);
   expect_error([&] { stage_loads(costs, Partition{{1, 4}}); }, "first stage at node 0");
