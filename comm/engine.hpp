@@ -1,6 +1,7 @@
 // Every non-blocking MPI operation baton issues goes through one Engine, so who makes progress on
-// them is a choice (--progress): the compute thread polling between layers and instructions, or a
-// communication thread that owns every MPI call. Open MPI 4.1 makes no progress on its own.
+// them is a choice (--progress): a communication thread that owns every MPI call (the default:
+// it hid communication better over TCP, README), or the compute thread polling between layers and
+// instructions. Open MPI 4.1 makes no progress on its own.
 #pragma once
 
 #include <mpi.h>

@@ -80,7 +80,7 @@ po::options_description parallel_options(ParallelConfig& p) {
        "stale and pipedream: lr-scale (a stage with forward delay d learns at lr / (1 + d)) or none")
       ("emulate", po::bool_switch(&p.emulate), "run every stage and replica in this one process")
       ("progress", po::value(&p.progress)->default_value(p.progress),
-       "MPI progress: poll (the compute thread tests requests between layers) or thread (a communication thread)")
+       "MPI progress: thread (a communication thread) or poll (the compute thread tests requests between layers)")
       ("stall-timeout", po::value(&p.stall_timeout)->default_value(p.stall_timeout),
        "seconds without progress before a rank reports what it waits for and who is late (0: never)")
       ("timeline", po::value(&p.timeline), "write a Chrome-trace timeline (Perfetto) of the first epoch");

@@ -27,7 +27,7 @@ struct ParallelConfig {
   double bucket_mb = 25;                 // gradient bucket size for overlap and sharded averaging
   std::string staleness = "lr-scale";    // stale, pipedream: stage s learns at lr / (1 + its delay); or "none"
   std::string timeline;                  // Chrome-trace file of the first epoch
-  std::string progress = "poll";         // MPI progress: poll (between layers) or thread
+  std::string progress = "thread";       // MPI progress: a communication thread, or poll (between layers)
   double stall_timeout = 60;             // seconds without any progress before the stall report; 0: never
 };
 
