@@ -126,19 +126,3 @@ TEST(Cli, ModelsListsTheZoo) {
 
 }  // namespace
 }  // namespace baton
-
-namespace baton {
-namespace {
-
-// Under mpirun every rank checks the same thing and the job ends with the message, not a hang.
-TEST(CliErrors, MoreThanOneRankEndsTheJobWithAMessage) {
-  test::RunResult r = test::run_command("env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -n 2 "
-                                        "--oversubscribe --bind-to none " BATON_BINARY " train --model lenet5",
-                                        60);
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.exit_code, 124) << "timed out";
-  EXPECT_NE(r.err.find("runs on one MPI rank for now"), std::string::npos) << r.err;
-}
-
-}  // namespace
-}  // namespace baton

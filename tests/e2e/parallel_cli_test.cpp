@@ -78,8 +78,9 @@ TEST(ParallelTraining, PipelineGridAndHybridRunInOneProcessWithTimelines) {
   }
 }
 
-TEST(ParallelErrors, SeveralRanksNeedEmulateForNow) {
-  expect_error(std::string("train ") + kSynthetic + " --stages 2 --pipeline stale", "add --emulate");
+TEST(ParallelErrors, SeveralRanksNeedMpirunOrEmulate) {
+  expect_error(std::string("train ") + kSynthetic + " --stages 2 --pipeline stale",
+               "need mpirun -n 2, or --emulate to run them all in this process");
 }
 TEST(ParallelErrors, StagesNeedAPipeline) {
   expect_error(std::string("train ") + kSynthetic + " --stages 2 --emulate", "pass --pipeline");
