@@ -52,16 +52,8 @@ Outcome run_mode(const ModelSpec& model, const ParallelConfig& p, FixedSource& d
 
 ParallelConfig mode(int stages, int replicas, int microbatches, const std::string& pipeline, const std::string& dp = "sync",
                     bool split = false) {
-  ParallelConfig p;
-  p.stages = stages;
-  p.replicas = replicas;
-  p.microbatches = microbatches;
-  p.pipeline = pipeline;
-  p.dp = dp;
-  p.split_backward = split;
+  ParallelConfig p = test::parallel_config(stages, replicas, pipeline, microbatches, dp, split);
   p.emulate = true;
-  p.bucket_mb = 0.01;  // several buckets, so overlap and sharded average bucket by bucket
-  p.staleness = "none";
   return p;
 }
 

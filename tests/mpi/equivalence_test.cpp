@@ -43,14 +43,7 @@ struct Case {
 
 ParallelConfig config(int stages, int replicas, const std::string& pipeline, int microbatches = 1,
                       const std::string& dp = "sync") {
-  ParallelConfig p;
-  p.stages = stages;
-  p.replicas = replicas;
-  p.pipeline = pipeline;
-  p.microbatches = microbatches;
-  p.dp = dp;
-  p.bucket_mb = 0.02;  // several buckets
-  return p;
+  return test::parallel_config(stages, replicas, pipeline, microbatches, dp);
 }
 
 WorkerOptions common_options() {

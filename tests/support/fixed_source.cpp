@@ -5,6 +5,20 @@
 
 namespace baton::test {
 
+ParallelConfig parallel_config(int stages, int replicas, const std::string& pipeline, int microbatches,
+                               const std::string& dp, bool split_backward) {
+  ParallelConfig p;
+  p.stages = stages;
+  p.replicas = replicas;
+  p.pipeline = pipeline;
+  p.microbatches = microbatches;
+  p.dp = dp;
+  p.split_backward = split_backward;
+  p.bucket_mb = 0.01;
+  p.staleness = "none";
+  return p;
+}
+
 FixedSource::FixedSource(const layers::ModelSpec& model, int64_t batch, int64_t steps) {
   for (int64_t t = 0; t < steps; ++t) {
     Batch b;

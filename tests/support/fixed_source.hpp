@@ -3,9 +3,15 @@
 #pragma once
 
 #include "layers/model_spec.hpp"
+#include "runtime/cli.hpp"
 #include "runtime/network_worker.hpp"
 
 namespace baton::test {
+
+// A configuration for comparing runs: small gradient buckets (so overlap and sharded averaging
+// work bucket by bucket) and the plain staleness rule.
+ParallelConfig parallel_config(int stages, int replicas, const std::string& pipeline, int microbatches = 1,
+                               const std::string& dp = "sync", bool split_backward = false);
 
 class FixedSource final : public MinibatchSource {
  public:
