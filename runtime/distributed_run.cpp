@@ -142,8 +142,10 @@ EpochTotals DistributedRun::evaluate(BatchLoader& loader) {
       if (first) std::copy(batch.images.begin(), batch.images.end(), net.input(0, 0).data());
       if (!first) {
         while (!link_->try_receive(Direction::activation, id, topology_.world_rank_of(stage - 1, 0),
-                                   worker_->incoming(Direction::activation, 0)))
+                                   worker_->incoming(Direction::activation, 0))) {
           engine_->progress();
+          std::this_thread::yield();
+        }
       }
       if (last) std::copy(batch.labels.begin(), batch.labels.end(), net.labels(0));
       net.forward(0, layers::Phase::eval, 0, worker_->current_weights());
