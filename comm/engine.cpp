@@ -101,8 +101,6 @@ class PollingEngine final : public EngineBase {
     }
   }
 
-  size_t outstanding() const override { return active_.size(); }
-
  protected:
   Handle submit(Operation op) override {
     const Handle handle = next_++;
@@ -151,17 +149,11 @@ class ThreadEngine final : public EngineBase {
     if (failure_) std::rethrow_exception(failure_);
   }
 
-  size_t outstanding() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return submitted_ - reported_;
-  }
-
  protected:
   Handle submit(Operation op) override {
     std::lock_guard<std::mutex> lock(mutex_);
     const Handle handle = next_++;
     queue_.emplace_back(handle, std::move(op));
-    ++submitted_;
     wake_.notify_one();
     return handle;
   }
@@ -210,7 +202,6 @@ class ThreadEngine final : public EngineBase {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         completed_.insert(it->handle);
-        ++reported_;
       }
       it = active.erase(it);
     }
@@ -221,7 +212,6 @@ class ThreadEngine final : public EngineBase {
   std::deque<std::pair<Handle, Operation>> queue_;
   std::set<Handle> completed_;
   Handle next_ = 1;
-  size_t submitted_ = 0, reported_ = 0;
   bool stop_ = false;
   std::exception_ptr failure_;
   std::thread thread_;

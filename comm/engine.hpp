@@ -37,8 +37,6 @@ class Engine {
   // Polling: tests everything outstanding so MPI moves on. The thread engine needs nothing.
   virtual void progress() = 0;
   void wait(Handle handle);
-  // How many operations have been started and not yet reported done.
-  virtual size_t outstanding() const = 0;
 };
 
 // Block boundaries of `size` elements split over `parts` ranks: rank i gets size*i/parts onwards.

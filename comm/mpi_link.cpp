@@ -19,7 +19,7 @@ MpiLink::MpiLink(Engine& engine, const Topology& topology, const BoundarySizes& 
     : engine_(engine), topology_(topology), sizes_(sizes) {
   int* upper = nullptr;
   int found = 0;
-  BATON_CHECK_MPI(MPI_Comm_get_attr(topology.world(), MPI_TAG_UB, &upper, &found));
+  BATON_CHECK_MPI(MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &upper, &found));
   if (found && upper) tag_limit_ = *upper;
   handshake();
 }
@@ -29,7 +29,7 @@ MpiLink::~MpiLink() = default;
 // Each stage sends the sizes of the tensors it hands forward; the next stage compares them with
 // the sizes it expects, so a mismatch is named before any training message flows.
 void MpiLink::handshake() {
-  const int stage = topology_.stage(), replica = topology_.replica();
+  const int stage = topology_.stage();
   BATON_CHECK(sizes_.activations_out.size() <= 32, "a stage boundary carries at most 32 tensors");
   // Each size as two floats (high and low 20 bits), exact up to 2^44 values.
   std::vector<float> mine{float(sizes_.activations_out.size())};
@@ -39,12 +39,10 @@ void MpiLink::handshake() {
   }
   std::vector<Engine::Handle> handles;
   if (stage + 1 < topology_.stages())
-    handles.push_back(engine_.send(mine.data(), int(mine.size()), topology_.world_rank_of(stage + 1, replica), 0,
-                                   topology_.world()));
+    handles.push_back(engine_.send(mine.data(), int(mine.size()), stage + 1, 0, topology_.pipeline_comm()));
   if (stage > 0) {
     std::vector<float> theirs(1 + 2 * 32, 0.0f);  // up to 32 tensors
-    Engine::Handle receive =
-        engine_.receive(theirs.data(), int(theirs.size()), topology_.world_rank_of(stage - 1, replica), 0, topology_.world());
+    Engine::Handle receive = engine_.receive(theirs.data(), int(theirs.size()), stage - 1, 0, topology_.pipeline_comm());
     engine_.wait(receive);
     std::vector<size_t> got;
     for (int i = 0; i < int(theirs[0]); ++i)
@@ -56,6 +54,13 @@ void MpiLink::handshake() {
                          << "; start every rank with the same model, data set and --partition");
   }
   for (Engine::Handle h : handles) engine_.wait(h);
+}
+
+// Programs name world ranks; on this replica's pipeline communicator a rank is its stage.
+int MpiLink::peer(int world_rank) const {
+  BATON_CHECK(world_rank / topology_.stages() == topology_.replica(),
+              "rank " << topology_.rank() << " has no link to rank " << world_rank << ", which is in another replica");
+  return world_rank % topology_.stages();
 }
 
 int MpiLink::tag_of(Direction direction, int64_t microbatch) const {
@@ -81,8 +86,8 @@ void MpiLink::post(const Key& key) {
   if (receives_.count(key)) return;
   auto [direction, microbatch, from] = key;
   Pending pending{0, take_buffer(message_size(direction))};
-  pending.handle = engine_.receive(pending.buffer.data(), int(pending.buffer.size()), from, tag_of(direction, microbatch),
-                                   topology_.world());
+  pending.handle = engine_.receive(pending.buffer.data(), int(pending.buffer.size()), peer(from),
+                                   tag_of(direction, microbatch), topology_.pipeline_comm());
   receives_.emplace(key, std::move(pending));
 }
 
@@ -123,7 +128,8 @@ void MpiLink::send(Direction direction, int64_t microbatch, int to, std::vector<
   Pending pending{0, take_buffer(size)};
   float* out = pending.buffer.data();
   for (std::span<const float> t : payload) out = std::copy(t.begin(), t.end(), out);
-  pending.handle = engine_.send(pending.buffer.data(), int(size), to, tag_of(direction, microbatch), topology_.world());
+  pending.handle =
+      engine_.send(pending.buffer.data(), int(size), peer(to), tag_of(direction, microbatch), topology_.pipeline_comm());
   sends_.push_back(std::move(pending));
 }
 

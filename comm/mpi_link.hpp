@@ -1,5 +1,5 @@
 // StageLink over MPI: one message per (direction, microbatch) between neighbouring stages of a
-// replica, tagged by both; sends never block; receives are posted ahead of need from the program;
+// replica, over the replica's pipeline communicator, tagged by both; sends never block; receives are posted ahead of need from the program;
 // message buffers come from a pool and are reused. Construction exchanges the tensor sizes with
 // both neighbours once, so ranks built from different models fail with one sentence.
 #pragma once
@@ -38,6 +38,7 @@ class MpiLink final : public schedulers::Link {
     Engine::Handle handle;
     std::vector<float> buffer;
   };
+  int peer(int world_rank) const;
   int tag_of(schedulers::Direction direction, int64_t microbatch) const;
   size_t message_size(schedulers::Direction direction) const;
   void post(const Key& key);

@@ -324,8 +324,6 @@ NodeRange Network::resolved(NodeRange nodes) const {
   return nodes;
 }
 
-int Network::node_count() const { return int(nodes_.size()); }
-
 std::pair<int64_t, int64_t> Network::param_range(NodeRange nodes) const {
   nodes = resolved(nodes);
   auto offset = [&](int n) { return n < int(nodes_.size()) ? nodes_[size_t(n)].param_offset : param_count_; };

@@ -67,7 +67,6 @@ class Network {
   void backward_data(int slot, ParamsView weights, float loss_scale, NodeRange nodes = {});
   void backward_weights(int slot, float* grads, NodeRange nodes = {});
 
-  int node_count() const;
   // Called after every node of every pass: a distributed run polls its MPI requests here, so
   // messages and averages move on while the layers compute.
   void set_progress_hook(std::function<void()> hook) { progress_hook_ = std::move(hook); }

@@ -19,11 +19,6 @@ void Timeline::name_row(int rank, const std::string& name) {
   rows_.emplace_back(rank, name);
 }
 
-size_t Timeline::size() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return events_.size();
-}
-
 std::string Timeline::serialize() const {
   std::lock_guard<std::mutex> lock(mutex_);
   nlohmann::json rows = nlohmann::json::array(), events = nlohmann::json::array();

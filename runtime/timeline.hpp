@@ -14,7 +14,6 @@ class Timeline {
   // A box from start to end (microseconds) on the row of `rank`; category: compute, comm, update.
   void add(int rank, const std::string& name, const std::string& category, double start_us, double end_us);
   void name_row(int rank, const std::string& name);  // e.g. "rank 3: stage 1, replica 1"
-  size_t size() const;
   void write(const std::string& path) const;  // throws one sentence when the file cannot be written
   // For gathering ranks' timelines into one: this one's rows and boxes as text, and the reverse.
   std::string serialize() const;
