@@ -62,7 +62,7 @@ TEST_P(MpiEquivalence, EqualsTheOneProcessEmulation) {
   if (ranks != world_size()) GTEST_SKIP() << c.name << " needs " << ranks << " ranks";
   layers::ModelSpec model = layers::build_model(c.model, c.input, 10);
   RunPlan plan = plan_run(model, c.parallel, kBatch, 1, layers::node_costs(model));
-  for (const std::string& progress : {"poll", "thread"}) {
+  for (const std::string progress : {"poll", "thread"}) {
     SCOPED_TRACE(c.name + ", progress " + progress);
     ParallelConfig mpi = c.parallel;
     mpi.progress = progress;
