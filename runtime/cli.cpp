@@ -63,7 +63,7 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("stages", po::value(&p.stages)->default_value(p.stages), "pipeline stages K")
       ("replicas", po::value(&p.replicas)->default_value(p.replicas), "data-parallel replicas R of every stage")
       ("pipeline", po::value(&p.pipeline)->default_value(p.pipeline),
-       "none, gpipe, pipedream (1F1B, weight stashing), stale (1F1B, no stashing) or hybrid (stale, then gpipe)")
+       "none, gpipe, pipedream (1F1B, weight stashing), stale (1F1B, no stashing) or hybrid (stale, then not pipelined)")
       ("microbatches", po::value(&p.microbatches)->default_value(p.microbatches),
        "microbatches per update (gradients accumulate; gpipe fills the pipe with them)")
       ("dp", po::value(&p.dp)->default_value(p.dp), "averaging over replicas: sync, overlap, delayed or sharded")
@@ -74,7 +74,7 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("partition-by", po::value(&p.partition_by)->default_value(p.partition_by),
        "balance stages by flops (reproducible) or by time (each layer measured here; ranks agree on the mean)")
       ("hybrid-switch-epoch", po::value(&p.hybrid_switch_epoch),
-       "hybrid: the first epoch (1-based) trained with gpipe; default: half of the epochs")
+       "hybrid: the first epoch (1-based) trained without pipelining; default: half of the epochs + 1")
       ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
       ("staleness", po::value(&p.staleness)->default_value(p.staleness),
        "stale and pipedream: lr-scale (a stage with forward delay d learns at lr / (1 + d)) or none")
@@ -91,6 +91,9 @@ void check_parallel(const ParallelConfig& p) {
   BATON_CHECK(p.stages >= 1, "--stages must be at least 1, not " << p.stages);
   BATON_CHECK(p.replicas >= 1, "--replicas must be at least 1, not " << p.replicas);
   BATON_CHECK(p.microbatches >= 1, "--microbatches must be at least 1, not " << p.microbatches);
+  BATON_CHECK(p.pipeline != "hybrid" || p.microbatches == 1,
+              "hybrid updates after every microbatch while stale and then trains without pipelining, so it takes "
+              "--microbatches 1; choose the microbatch with --batch-size");
   BATON_CHECK(p.bucket_mb > 0, "--bucket-mb must be positive, not " << p.bucket_mb);
   BATON_CHECK(p.partition_by == "flops" || p.partition_by == "time",
               "unknown --partition-by '" << p.partition_by << "'; choose flops or time");

@@ -1,5 +1,6 @@
-// The launcher and every example configuration in jobs/configs run for real under mpirun (one
-// epoch on synthetic data, overriding the files' data and length from the command line).
+// The launcher and every example configuration in jobs/configs run for real under mpirun, on
+// synthetic data that overrides the files' data and length from the command line, for two epochs so
+// that the hybrid configuration trains one of each kind (stale, then not pipelined).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -32,13 +33,13 @@ TEST(Jobs, EveryExampleConfigurationRunsUnderMpirun) {
     const fs::path metrics = fs::temp_directory_path() / ("baton_jobs_" + entry.path().stem().string() + ".jsonl");
     const std::string command = "env BATON=" BATON_BINARY " OMP_NUM_THREADS=1 bash " BATON_SOURCE_DIR "/jobs/mpirun.sh " +
                                 std::to_string(ranks_of(entry.path())) + " train --config " + entry.path().string() +
-                                " --dataset synthetic --train-size 512 --test-size 128 --epochs 1 --metrics " +
+                                " --dataset synthetic --train-size 512 --test-size 128 --epochs 2 --metrics " +
                                 metrics.string();
     test::RunResult r = test::run_command(command, 300);
     SCOPED_TRACE(command + "\n" + r.err);
     std::printf("%s: %s", entry.path().filename().c_str(), r.out.substr(r.out.rfind("epoch")).c_str());
     EXPECT_EQ(r.exit_code, 0);
-    EXPECT_NE(r.out.find("epoch 1/1"), std::string::npos);
+    EXPECT_NE(r.out.find("epoch 2/2"), std::string::npos);
     EXPECT_TRUE(fs::exists(metrics));
     fs::remove(metrics);
     ++ran;

@@ -92,6 +92,10 @@ TEST(ParallelErrors, OneForwardOneBackwardTakesOneMicrobatch) {
   expect_error(std::string("train ") + kSynthetic + " --stages 2 --pipeline stale --microbatches 2 --emulate",
                "--microbatches 1");
 }
+TEST(ParallelErrors, HybridTakesOneMicrobatch) {
+  expect_error(std::string("train ") + kSynthetic + " --stages 2 --pipeline hybrid --microbatches 4 --emulate",
+               "hybrid updates after every microbatch while stale and then trains without pipelining");
+}
 TEST(ParallelErrors, MoreStagesThanLayers) {
   expect_error(std::string("train ") + kSynthetic + " --stages 20 --pipeline gpipe --emulate", "20 stages");
 }

@@ -39,7 +39,19 @@ struct Case {
   std::string model;
   Dims input;
   ParallelConfig parallel;
+  int64_t epochs = 1;  // more than one where the mode changes between epochs (hybrid)
 };
+
+// Trains `epochs` epochs of kSteps updates and returns their summed totals.
+EpochTotals train(Run& run, int64_t epochs) {
+  EpochTotals sum;
+  for (int64_t epoch = 1; epoch <= epochs; ++epoch) {
+    const EpochTotals totals = run.train_epoch(epoch, epochs, kSteps, (epoch - 1) * kSteps, nullptr);
+    sum.loss += totals.loss;
+    sum.images += totals.images;
+  }
+  return sum;
+}
 
 ParallelConfig config(int stages, int replicas, const std::string& pipeline, int microbatches = 1,
                       const std::string& dp = "sync") {
@@ -61,21 +73,21 @@ TEST_P(MpiEquivalence, EqualsTheOneProcessEmulation) {
   const int ranks = c.parallel.stages * c.parallel.replicas;
   if (ranks != world_size()) GTEST_SKIP() << c.name << " needs " << ranks << " ranks";
   layers::ModelSpec model = layers::build_model(c.model, c.input, 10);
-  RunPlan plan = plan_run(model, c.parallel, kBatch, 1, layers::node_costs(model));
+  RunPlan plan = plan_run(model, c.parallel, kBatch, c.epochs, layers::node_costs(model));
   for (const std::string progress : {"poll", "thread"}) {
     SCOPED_TRACE(c.name + ", progress " + progress);
     ParallelConfig mpi = c.parallel;
     mpi.progress = progress;
-    test::FixedSource data(model, kBatch, kSteps);
+    test::FixedSource data(model, kBatch, kSteps * c.epochs);
     comm::Topology topology(mpi.stages, mpi.replicas);
     DistributedRun distributed(model, plan, mpi, common_options(), &data, topology, comm::parse_progress(progress), 0);
-    const EpochTotals mpi_totals = distributed.train_epoch(1, 1, kSteps, 0, nullptr);
+    const EpochTotals mpi_totals = train(distributed, c.epochs);
 
     ParallelConfig emulated = c.parallel;
     emulated.emulate = true;
-    test::FixedSource twin_data(model, kBatch, kSteps);
+    test::FixedSource twin_data(model, kBatch, kSteps * c.epochs);
     LocalRun local(model, plan, emulated, common_options(), &twin_data);
-    const EpochTotals local_totals = local.train_epoch(1, 1, kSteps, 0, nullptr);
+    const EpochTotals local_totals = train(local, c.epochs);
 
     std::span<float> mine = distributed.worker().network().weights();
     std::span<float> twin = local.worker(topology.rank()).network().weights();
@@ -85,7 +97,7 @@ TEST_P(MpiEquivalence, EqualsTheOneProcessEmulation) {
     const bool weights_ok = diff.same_size && diff.max_abs <= tolerance * diff.scale;
     EXPECT_TRUE(on_all_ranks(weights_ok)) << "weights differ on some rank";
     if (topology.rank() == 0) {
-      std::printf("  %s (%s): loss over the epoch %.9g over MPI, %.9g emulated\n", c.name.c_str(), progress.c_str(),
+      std::printf("  %s (%s): loss over the run %.9g over MPI, %.9g emulated\n", c.name.c_str(), progress.c_str(),
                   mpi_totals.loss, local_totals.loss);
       EXPECT_NEAR(mpi_totals.loss, local_totals.loss, tolerance * std::abs(local_totals.loss));
       EXPECT_EQ(mpi_totals.images, local_totals.images);
@@ -119,6 +131,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"stale_split_2", "lenet5", kMnist, split(config(2, 1, "stale"))},
         Case{"stale_resnet_skip_crossing_2", "resnet20", kSmallCifar,
              with_partition(config(2, 1, "stale"), "layer2.0.bn2")},
+        Case{"hybrid_stale_then_gpipe_2", "lenet5", kMnist, config(2, 1, "hybrid"), 2},
         // four ranks
         Case{"grid_gpipe_overlap_2x2", "lenet5", kMnist, config(2, 2, "gpipe", 2, "overlap")},
         Case{"grid_stale_2x2", "lenet5", kMnist, config(2, 2, "stale")},
