@@ -17,14 +17,8 @@ std::pair<size_t, size_t> MpiAverager::shard(size_t size) const {
   return {size * replica / replicas, size * (replica + 1) / replicas};
 }
 
-std::vector<float> MpiAverager::reused_buffer(size_t size) {
-  auto fits = spare_buffers_.end();  // the smallest spare that holds `size`, so buckets keep their own buffers
-  for (auto spare = spare_buffers_.begin(); spare != spare_buffers_.end(); ++spare)
-    if (spare->capacity() >= size && (fits == spare_buffers_.end() || spare->capacity() < fits->capacity()))
-      fits = spare;
-  if (fits == spare_buffers_.end()) return std::vector<float>(size);
-  std::vector<float> buffer = std::move(*fits);
-  spare_buffers_.erase(fits);
+std::vector<float> MpiAverager::reused_buffer(int part, size_t size) {
+  std::vector<float> buffer = std::move(spare_buffers_[part]);  // empty when this bucket is in flight twice
   buffer.resize(size);
   return buffer;
 }
@@ -33,13 +27,13 @@ void MpiAverager::start(int64_t update, int part, std::span<const float> gradien
   InFlight flight;
   if (sharded_) {
     auto [begin, end] = shard(gradient.size());
-    flight.sum = reused_buffer(end - begin + gradient.size());  // [shard | a copy of the whole gradient]
+    flight.sum = reused_buffer(part, end - begin + gradient.size());  // [shard | a copy of the whole gradient]
     std::copy(gradient.begin(), gradient.end(), flight.sum.begin() + long(end - begin));
     flight.handle = engine_.reduce_scatter_sum(flight.sum.data() + (end - begin), flight.sum.data(),
                                                block_counts(gradient.size(), topology_.replicas()),
                                                topology_.stage_comm());
   } else {
-    flight.sum = reused_buffer(gradient.size());
+    flight.sum = reused_buffer(part, gradient.size());
     std::copy(gradient.begin(), gradient.end(), flight.sum.begin());
     flight.handle = engine_.allreduce_sum(flight.sum.data(), int(flight.sum.size()), topology_.stage_comm());
   }
@@ -55,7 +49,7 @@ bool MpiAverager::try_finish(int64_t update, int part, std::span<float> average)
   const float replicas = float(topology_.replicas());
   std::transform(it->second.sum.begin(), it->second.sum.begin() + long(end - begin), average.begin() + long(begin),
                  [replicas](float sum) { return sum / replicas; });
-  spare_buffers_.push_back(std::move(it->second.sum));
+  spare_buffers_[part] = std::move(it->second.sum);
   averages_.erase(it);
   return true;
 }

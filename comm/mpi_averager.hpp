@@ -28,13 +28,13 @@ class MpiAverager final : public schedulers::Averager {
     Engine::Handle handle;
     std::vector<float> sum;  // the whole bucket, or this replica's shard of it
   };
-  std::vector<float> reused_buffer(size_t size);
+  std::vector<float> reused_buffer(int part, size_t size);
   Engine& engine_;
   const Topology& topology_;
   bool sharded_;
   std::map<std::pair<int64_t, int>, InFlight> averages_;
   std::map<std::pair<int64_t, int>, Engine::Handle> gathers_;
-  std::vector<std::vector<float>> spare_buffers_;  // finished sums, kept so that no step faults in fresh pages
+  std::map<int, std::vector<float>> spare_buffers_;  // each bucket's last sum, so no step faults in fresh pages
 };
 
 }  // namespace baton::comm

@@ -19,7 +19,7 @@ MpiLink::MpiLink(Engine& engine, const Topology& topology, const BoundarySizes& 
     : engine_(engine), topology_(topology), sizes_(sizes) {
   int* upper = nullptr;
   int found = 0;
-  BATON_CHECK_MPI(MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &upper, &found));
+  BATON_CHECK_MPI(MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &upper, &found));  // defined on the world
   if (found && upper) tag_limit_ = *upper;
   handshake();
 }

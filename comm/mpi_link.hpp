@@ -1,6 +1,6 @@
 // StageLink over MPI: one message per (direction, microbatch) between neighbouring stages of a
-// replica, over the replica's pipeline communicator, tagged by both; sends never block; receives are posted ahead of need from the program;
-// message buffers come from a pool and are reused. Construction exchanges the tensor sizes with
+// replica, on the replica's pipeline communicator, tagged by both; sends never block; receives are
+// posted ahead of need from the program; message buffers come from a pool and are reused. Construction exchanges the tensor sizes with
 // both neighbours once, so ranks built from different models fail with one sentence.
 #pragma once
 
