@@ -3,7 +3,7 @@
 # Used by jobs/quickstart.sh and .ci/run; safe to run again (it only rebuilds what changed).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-packages=(cmake g++ make procps iproute2 openmpi-bin libopenmpi-dev libdnnl-dev libboost-program-options-dev nlohmann-json3-dev
+packages=(cmake g++ make procps iproute2 openmpi-bin libopenmpi-dev libdnnl-dev ocl-icd-opencl-dev libboost-program-options-dev nlohmann-json3-dev
           zlib1g-dev libgtest-dev googletest libbenchmark-dev dataset-fashion-mnist)
 
 missing=()
