@@ -9,7 +9,7 @@
 #include <functional>
 
 #include "layers/cpu/cpu_layers.hpp"
-#include "runtime/tensor.hpp"
+#include "runtime/base/tensor.hpp"
 
 namespace {
 

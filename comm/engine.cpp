@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "comm/topology.hpp"
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::comm {
 namespace {

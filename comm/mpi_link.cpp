@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "runtime/error.hpp"
-#include "runtime/overloaded.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/overloaded.hpp"
 
 namespace baton::comm {
 

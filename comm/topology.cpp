@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::comm {
 

@@ -4,7 +4,7 @@
 
 #include "baton/config.hpp"
 #include "layers/layer.hpp"
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::layers {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "layers/layer_spec.hpp"
-#include "runtime/tensor.hpp"
+#include "runtime/base/tensor.hpp"
 
 namespace baton::layers {
 

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <sstream>
 
-#include "runtime/error.hpp"
-#include "runtime/overloaded.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/overloaded.hpp"
+#include "runtime/base/rng.hpp"
 
 namespace baton::layers {
 namespace {

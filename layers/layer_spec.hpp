@@ -8,7 +8,7 @@
 #include <variant>
 #include <vector>
 
-#include "runtime/tensor.hpp"
+#include "runtime/base/tensor.hpp"
 
 namespace baton::layers {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <set>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::layers {
 

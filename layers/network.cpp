@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
-#include "runtime/error.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/rng.hpp"
 
 namespace baton::layers {
 

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "layers/network.hpp"
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::layers {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <functional>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::layers {
 namespace {

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <map>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::schedulers {
 namespace {

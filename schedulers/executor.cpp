@@ -3,8 +3,8 @@
 
 #include <algorithm>
 
-#include "runtime/error.hpp"
-#include "runtime/overloaded.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/overloaded.hpp"
 
 namespace baton::schedulers {
 

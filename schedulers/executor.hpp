@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/timeline.hpp"
+#include "runtime/base/timeline.hpp"
 #include "schedulers/instruction.hpp"
 
 namespace baton::schedulers {

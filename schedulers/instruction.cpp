@@ -3,7 +3,7 @@
 
 #include <sstream>
 
-#include "runtime/overloaded.hpp"
+#include "runtime/base/overloaded.hpp"
 
 namespace baton::schedulers {
 namespace {

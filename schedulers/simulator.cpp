@@ -8,7 +8,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "runtime/overloaded.hpp"
+#include "runtime/base/overloaded.hpp"
 
 namespace baton::schedulers {
 namespace {

@@ -7,8 +7,8 @@
 #include <set>
 #include <tuple>
 
-#include "runtime/error.hpp"
-#include "runtime/overloaded.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/overloaded.hpp"
 #include "schedulers/simulator.hpp"
 
 namespace baton::schedulers {

@@ -1,7 +1,7 @@
 // make_cpu_layer(): the oneDNN implementation of each layer kind.
 #include "layers/cpu/cpu_layers.hpp"
 
-#include "runtime/overloaded.hpp"
+#include "runtime/base/overloaded.hpp"
 
 namespace baton::layers {
 

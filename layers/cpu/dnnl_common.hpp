@@ -9,8 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "runtime/error.hpp"
-#include "runtime/tensor.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/tensor.hpp"
 
 namespace baton::layers::cpu {
 

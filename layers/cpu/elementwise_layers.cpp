@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "layers/cpu/cpu_layers.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/base/rng.hpp"
 
 namespace baton::layers::cpu {
 namespace {

@@ -6,8 +6,8 @@
 
 #include "layers/layer.hpp"
 #include "layers/reference/reference_ops.hpp"
-#include "runtime/error.hpp"
-#include "runtime/overloaded.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/overloaded.hpp"
 
 namespace baton::layers {
 namespace {

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "layers/layer_spec.hpp"
-#include "runtime/error.hpp"
-#include "runtime/rng.hpp"
-#include "runtime/tensor.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/rng.hpp"
+#include "runtime/base/tensor.hpp"
 
 namespace baton::layers::reference {
 

@@ -7,8 +7,8 @@
 
 #include "layers/partition.hpp"
 #include "layers/zoo.hpp"
-#include "runtime/local_run.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/app/local_run.hpp"
+#include "runtime/base/rng.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/fixed_source.hpp"
 

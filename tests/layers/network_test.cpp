@@ -7,7 +7,7 @@
 
 #include "layers/network.hpp"
 #include "layers/zoo.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/base/rng.hpp"
 #include "tests/support/compare.hpp"
 
 namespace baton::layers {

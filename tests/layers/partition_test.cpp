@@ -12,7 +12,7 @@
 #include <random>
 
 #include "layers/zoo.hpp"
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::layers {
 namespace {

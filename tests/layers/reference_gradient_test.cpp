@@ -12,8 +12,8 @@
 
 #include "layers/layer.hpp"
 #include "layers/reference/reference_ops.hpp"
-#include "runtime/error.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/rng.hpp"
 
 namespace baton::layers::reference {
 namespace {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "layers/zoo.hpp"
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton::layers {
 namespace {

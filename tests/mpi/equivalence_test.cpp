@@ -10,8 +10,8 @@
 
 #include "comm/topology.hpp"
 #include "layers/zoo.hpp"
-#include "runtime/distributed_run.hpp"
-#include "runtime/local_run.hpp"
+#include "runtime/app/distributed_run.hpp"
+#include "runtime/app/local_run.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/fixed_source.hpp"
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "runtime/rng.hpp"
+#include "runtime/base/rng.hpp"
 
 namespace baton::test {
 

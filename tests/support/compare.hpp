@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "layers/layer.hpp"
-#include "runtime/tensor.hpp"
+#include "runtime/base/tensor.hpp"
 
 namespace baton::test {
 

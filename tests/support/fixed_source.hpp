@@ -3,8 +3,8 @@
 #pragma once
 
 #include "layers/model_spec.hpp"
-#include "runtime/cli.hpp"
-#include "runtime/network_worker.hpp"
+#include "runtime/app/cli.hpp"
+#include "runtime/app/network_worker.hpp"
 
 namespace baton::test {
 

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "baton/config.hpp"
-#include "runtime/cuda_devices.hpp"
+#include "runtime/base/cuda_devices.hpp"
 
 namespace baton {
 namespace {

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "runtime/data_loader.hpp"
-#include "runtime/error.hpp"
+#include "runtime/data/data_loader.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton {
 namespace {

@@ -12,8 +12,8 @@
 #include <initializer_list>
 #include <iostream>
 
-#include "runtime/dataset.hpp"
-#include "runtime/error.hpp"
+#include "runtime/data/dataset.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 #include "schedulers/builders.hpp"
 #include "schedulers/simulator.hpp"
 #include "schedulers/validate.hpp"

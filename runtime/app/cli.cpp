@@ -1,5 +1,5 @@
 // Implementation of the command line: option groups per subcommand, INI merging and validation.
-#include "runtime/cli.hpp"
+#include "runtime/app/cli.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "baton/config.hpp"
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace po = boost::program_options;
 

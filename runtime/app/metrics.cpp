@@ -1,11 +1,11 @@
 // Implementation of the metrics file and the terminal progress bar.
-#include "runtime/metrics.hpp"
+#include "runtime/app/metrics.hpp"
 
 #include <unistd.h>
 
 #include <cstdio>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton {
 

@@ -1,7 +1,7 @@
 // Readers for the IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary formats, the synthetic data set and
 // per-channel statistics. Files are read whole through zlib, which also reads plain files, and every
 // header, size and label is checked before it is trusted.
-#include "runtime/dataset.hpp"
+#include "runtime/data/dataset.hpp"
 
 #include <zlib.h>
 
@@ -13,8 +13,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "runtime/error.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/rng.hpp"
 
 namespace baton {
 namespace {

@@ -1,13 +1,13 @@
 // Implementation of DistributedRun.
-#include "runtime/distributed_run.hpp"
+#include "runtime/app/distributed_run.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
-#include "runtime/error.hpp"
-#include "runtime/overloaded.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/overloaded.hpp"
 #include "schedulers/executor.hpp"
 
 namespace baton {

@@ -6,10 +6,10 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "runtime/cli.hpp"
-#include "runtime/error.hpp"
-#include "runtime/parallel_plan.hpp"
-#include "runtime/trainer.hpp"
+#include "runtime/app/cli.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/app/parallel_plan.hpp"
+#include "runtime/app/trainer.hpp"
 
 namespace {
 

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/dataset.hpp"
+#include "runtime/data/dataset.hpp"
 
 namespace baton {
 

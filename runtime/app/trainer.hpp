@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/cli.hpp"
+#include "runtime/app/cli.hpp"
 
 namespace baton {
 

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "runtime/cli.hpp"
+#include "runtime/app/cli.hpp"
 #include "schedulers/builders.hpp"
 
 namespace baton {

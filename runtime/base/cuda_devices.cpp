@@ -1,5 +1,5 @@
 // cuda_devices() for builds without CUDA.
-#include "runtime/cuda_devices.hpp"
+#include "runtime/base/cuda_devices.hpp"
 
 #include "baton/config.hpp"
 

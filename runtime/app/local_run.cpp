@@ -1,9 +1,9 @@
 // Implementation of LocalRun.
-#include "runtime/local_run.hpp"
+#include "runtime/app/local_run.hpp"
 
 #include <algorithm>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 #include "schedulers/builders.hpp"
 #include "schedulers/executor.hpp"
 

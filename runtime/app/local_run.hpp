@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "comm/in_process.hpp"
-#include "runtime/run_plan.hpp"
-#include "runtime/timeline.hpp"
+#include "runtime/app/run_plan.hpp"
+#include "runtime/base/timeline.hpp"
 
 namespace baton {
 

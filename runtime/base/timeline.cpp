@@ -1,11 +1,11 @@
 // Implementation of the Chrome-trace writer (Trace Event Format, complete "X" events).
-#include "runtime/timeline.hpp"
+#include "runtime/base/timeline.hpp"
 
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton {
 

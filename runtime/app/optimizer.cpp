@@ -1,10 +1,10 @@
 // Implementation of the SGD update and the learning-rate schedules.
-#include "runtime/optimizer.hpp"
+#include "runtime/app/optimizer.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton {
 

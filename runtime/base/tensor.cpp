@@ -1,5 +1,5 @@
 // Implementation of dims helpers, TensorSpec and Tensor storage.
-#include "runtime/tensor.hpp"
+#include "runtime/base/tensor.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -7,7 +7,7 @@
 
 #include <sys/mman.h>
 
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 namespace baton {
 

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "layers/partition.hpp"
-#include "runtime/cli.hpp"
-#include "runtime/network_worker.hpp"
-#include "runtime/timeline.hpp"
+#include "runtime/app/cli.hpp"
+#include "runtime/app/network_worker.hpp"
+#include "runtime/base/timeline.hpp"
 #include "schedulers/instruction.hpp"
 
 namespace baton {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "layers/network.hpp"
-#include "runtime/data_loader.hpp"
-#include "runtime/optimizer.hpp"
+#include "runtime/data/data_loader.hpp"
+#include "runtime/app/optimizer.hpp"
 #include "schedulers/executor.hpp"
 
 namespace baton {

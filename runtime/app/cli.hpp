@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/tensor.hpp"
+#include "runtime/base/tensor.hpp"
 
 namespace baton {
 

@@ -10,8 +10,8 @@
 #include "comm/mpi_averager.hpp"
 #include "comm/mpi_link.hpp"
 #include "comm/topology.hpp"
-#include "runtime/run_plan.hpp"
-#include "runtime/timeline.hpp"
+#include "runtime/app/run_plan.hpp"
+#include "runtime/base/timeline.hpp"
 
 namespace baton {
 

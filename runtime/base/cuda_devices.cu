@@ -3,7 +3,7 @@
 
 #include <sstream>
 
-#include "runtime/cuda_devices.hpp"
+#include "runtime/base/cuda_devices.hpp"
 
 namespace baton {
 

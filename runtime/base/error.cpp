@@ -1,5 +1,5 @@
 // Implementation of baton::Error and the rank-tagged error report.
-#include "runtime/error.hpp"
+#include "runtime/base/error.hpp"
 
 #include <atomic>
 #include <cstring>

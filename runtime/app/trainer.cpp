@@ -1,5 +1,5 @@
 // Implementation of training, benchmarking and the zoo listing on one rank.
-#include "runtime/trainer.hpp"
+#include "runtime/app/trainer.hpp"
 
 #include <omp.h>
 
@@ -11,16 +11,16 @@
 #include "layers/network.hpp"
 #include "layers/partition.hpp"
 #include "layers/zoo.hpp"
-#include "runtime/data_loader.hpp"
-#include "runtime/dataset.hpp"
-#include "runtime/error.hpp"
-#include "runtime/metrics.hpp"
+#include "runtime/data/data_loader.hpp"
+#include "runtime/data/dataset.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/app/metrics.hpp"
 #include <mpi.h>
 
 #include "comm/topology.hpp"
-#include "runtime/distributed_run.hpp"
-#include "runtime/local_run.hpp"
-#include "runtime/optimizer.hpp"
+#include "runtime/app/distributed_run.hpp"
+#include "runtime/app/local_run.hpp"
+#include "runtime/app/optimizer.hpp"
 
 namespace baton {
 namespace {

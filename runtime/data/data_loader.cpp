@@ -1,14 +1,14 @@
 // The prefetching batch loader: one worker thread per loader gathers and normalises batch k+1 while
 // the caller holds batch k (double buffering behind a mutex and two condition variables); batches of
 // an abandoned epoch are discarded by generation, and worker exceptions travel to next().
-#include "runtime/data_loader.hpp"
+#include "runtime/data/data_loader.hpp"
 
 #include <algorithm>
 #include <numeric>
 #include <utility>
 
-#include "runtime/error.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/rng.hpp"
 
 namespace baton {
 namespace {
@@ -24,7 +24,7 @@ void check_loader_inputs(const Dataset& dataset, const Normalization& normalizat
                   static_cast<int64_t>(dataset.images.size()) == dataset.size() * dataset.image_elements(),
               "data set '" << dataset.name << "' holds " << dataset.images.size() << " pixel values for "
                            << dataset.size() << " labels of " << to_string(dataset.image_dims)
-                           << " images; build it with load_data or the readers in runtime/dataset.hpp");
+                           << " images; build it with load_data or the readers in runtime/data/dataset.hpp");
   const size_t channels = static_cast<size_t>(dataset.image_dims[0]);
   BATON_CHECK(normalization.mean.size() == channels && normalization.stddev.size() == channels,
               "the normalisation has " << normalization.mean.size() << " means and " << normalization.stddev.size()

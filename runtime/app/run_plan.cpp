@@ -1,10 +1,10 @@
 // Implementation of the run plan and of an epoch's schedule.
-#include "runtime/run_plan.hpp"
+#include "runtime/app/run_plan.hpp"
 
 #include <algorithm>
 
-#include "runtime/error.hpp"
-#include "runtime/parallel_plan.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/app/parallel_plan.hpp"
 #include "schedulers/builders.hpp"
 #include "schedulers/validate.hpp"
 

@@ -1,10 +1,10 @@
 // Implementation of NetworkWorker and LoaderSource.
-#include "runtime/network_worker.hpp"
+#include "runtime/app/network_worker.hpp"
 
 #include <algorithm>
 
-#include "runtime/error.hpp"
-#include "runtime/rng.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/rng.hpp"
 
 namespace baton {
 

@@ -1,11 +1,11 @@
 // Implementation of the per-epoch schedule choice and of `baton schedule`.
-#include "runtime/parallel_plan.hpp"
+#include "runtime/app/parallel_plan.hpp"
 
 #include <iomanip>
 #include <ostream>
 
-#include "runtime/error.hpp"
-#include "runtime/timeline.hpp"
+#include "runtime/base/error.hpp"
+#include "runtime/base/timeline.hpp"
 #include "schedulers/simulator.hpp"
 #include "schedulers/validate.hpp"
 
