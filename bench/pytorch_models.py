@@ -1,10 +1,12 @@
 # PyTorch twins of baton's model zoo (layers/zoo.cpp) and a training-step timer that prints the
-# same JSON line as `baton bench`, so bench/compare_pytorch.sh can put the two side by side.
+# same JSON line as `baton bench`, so bench/compare_pytorch.sh can put the two side by side. Modules
+# carry baton's node names: state_dict keys are baton's tensor names (tests/python/test_twin_names.py).
 # Run with Debian's /usr/bin/python3 (python3-torch); --params-only cross-checks parameter counts.
 import argparse
 import json
 import sys
 import time
+from collections import OrderedDict
 
 try:
     import torch
@@ -14,44 +16,51 @@ except ImportError:
     sys.exit("pytorch_models.py: PyTorch is missing; install python3-torch and run it with /usr/bin/python3")
 
 
-def conv_bn_relu(in_channels, out_channels, kernel, stride=1, bias=False):
-    """Conv (padding kernel//2) + batch norm + ReLU, as Builder::conv_bn_relu."""
-    return [nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, bias=bias),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+def conv_bn_relu(k, in_channels, out_channels, kernel, stride=1, bias=False):
+    """Modules conv<k>, bn<k>, relu<k>: conv (padding kernel//2) + batch norm + ReLU, as Builder::conv_bn_relu."""
+    return [(f"conv{k}", nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, bias=bias)),
+            (f"bn{k}", nn.BatchNorm2d(out_channels)), (f"relu{k}", nn.ReLU(inplace=True))]
+
+
+def named(layers):
+    """A Sequential whose modules carry baton's node names, so state_dict keys are <node>.<parameter>."""
+    return nn.Sequential(OrderedDict(layers))
+
+
+def flat_features(layers, input_shape):
+    """Feature count after the (name, module) `layers` for one image of input_shape."""
+    with torch.no_grad():
+        return named(layers)(torch.zeros(1, *input_shape)).shape[1]
 
 
 def lenet5(input_shape, classes):
     padding = 2 if input_shape[1] == 28 else 0  # 28x28 is padded to LeNet's 32x32
-    return nn.Sequential(
-        nn.Conv2d(input_shape[0], 6, 5, 1, padding), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(inplace=True),
-        nn.Linear(120, 84), nn.ReLU(inplace=True),
-        nn.Linear(84, classes))
+    return named([
+        ("conv1", nn.Conv2d(input_shape[0], 6, 5, 1, padding)), ("relu1", nn.ReLU(inplace=True)),
+        ("pool1", nn.MaxPool2d(2, 2)),
+        ("conv2", nn.Conv2d(6, 16, 5)), ("relu2", nn.ReLU(inplace=True)), ("pool2", nn.MaxPool2d(2, 2)),
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(16 * 5 * 5, 120)), ("relu3", nn.ReLU(inplace=True)),
+        ("fc2", nn.Linear(120, 84)), ("relu4", nn.ReLU(inplace=True)),
+        ("fc3", nn.Linear(84, classes))])
 
 
 def alexnet(input_shape, classes):
     lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
-    features = nn.Sequential(
-        nn.Conv2d(input_shape[0], 64, 5, 1, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2), lrn(),
-        nn.Conv2d(64, 192, 5, 1, 2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(192, 384, 3, 1, 1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, 1, 1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Flatten())
-    flat = flat_features(features, input_shape)
-    return nn.Sequential(
-        features,
-        nn.Dropout(0.5), nn.Linear(flat, 4096), nn.ReLU(inplace=True),
-        nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
-        nn.Linear(4096, classes))
-
-
-def flat_features(module, input_shape):
-    """Feature count after `module` for one image of input_shape."""
-    with torch.no_grad():
-        return module(torch.zeros(1, *input_shape)).shape[1]
+    features = [
+        ("conv1", nn.Conv2d(input_shape[0], 64, 5, 1, 2)), ("relu1", nn.ReLU(inplace=True)),
+        ("pool1", nn.MaxPool2d(3, 2)), ("lrn1", lrn()),
+        ("conv2", nn.Conv2d(64, 192, 5, 1, 2)), ("relu2", nn.ReLU(inplace=True)), ("lrn2", lrn()),
+        ("pool2", nn.MaxPool2d(3, 2)),
+        ("conv3", nn.Conv2d(192, 384, 3, 1, 1)), ("relu3", nn.ReLU(inplace=True)),
+        ("conv4", nn.Conv2d(384, 256, 3, 1, 1)), ("relu4", nn.ReLU(inplace=True)),
+        ("conv5", nn.Conv2d(256, 256, 3, 1, 1)), ("relu5", nn.ReLU(inplace=True)), ("pool5", nn.MaxPool2d(3, 2)),
+        ("flatten", nn.Flatten())]
+    return named(features + [
+        ("drop6", nn.Dropout(0.5)), ("fc6", nn.Linear(flat_features(features, input_shape), 4096)),
+        ("relu6", nn.ReLU(inplace=True)),
+        ("drop7", nn.Dropout(0.5)), ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU(inplace=True)),
+        ("fc8", nn.Linear(4096, classes))])
 
 
 VGG_CONFIGS = {  # 0 is a 2x2 max pool
@@ -61,15 +70,17 @@ VGG_CONFIGS = {  # 0 is a 2x2 max pool
 
 
 def vgg(config, input_shape, classes):
-    layers, channels = [], input_shape[0]
+    layers, channels, conv, pool = [], input_shape[0], 0, 0
     for width in config:
         if width == 0:
-            layers.append(nn.MaxPool2d(2, 2))
+            pool += 1
+            layers.append((f"pool{pool}", nn.MaxPool2d(2, 2)))
         else:
-            layers += conv_bn_relu(channels, width, 3, bias=True)
+            conv += 1
+            layers += conv_bn_relu(conv, channels, width, 3, bias=True)
             channels = width
-    features = nn.Sequential(*layers, nn.Flatten())
-    return nn.Sequential(features, nn.Linear(flat_features(features, input_shape), classes))
+    layers.append(("flatten", nn.Flatten()))
+    return named(layers + [("fc", nn.Linear(flat_features(layers, input_shape), classes))])
 
 
 class ShortcutPad(nn.Module):
@@ -86,68 +97,83 @@ class ShortcutPad(nn.Module):
         return F.pad(x, (0, 0, 0, 0, self.before, self.after))
 
 
-class CifarBlock(nn.Module):
-    """Basic block of He et al.'s CIFAR ResNet with an option-A shortcut."""
+class ResidualBlock(nn.Module):
+    """relu(branch(x) + shortcut(x)), with baton's node names as children: the branch's modules in order
+    (conv1, bn1, relu1, conv2, ...), then the shortcut (an Identity where baton has no node), then relu."""
 
-    def __init__(self, in_channels, planes, stride):
+    def __init__(self, branch, shortcut_name, shortcut):
         super().__init__()
-        self.branch = nn.Sequential(
-            *conv_bn_relu(in_channels, planes, 3, stride),
-            nn.Conv2d(planes, planes, 3, 1, 1, bias=False), nn.BatchNorm2d(planes))
-        needs_pad = stride != 1 or in_channels != planes
-        self.shortcut = ShortcutPad(in_channels, planes, stride) if needs_pad else nn.Identity()
+        self.branch = [name for name, _ in branch]
+        for name, module in branch:
+            self.add_module(name, module)
+        self.shortcut_name = shortcut_name
+        self.add_module(shortcut_name, shortcut)
+        self.relu = nn.ReLU()
 
     def forward(self, x):
-        return F.relu(self.branch(x) + self.shortcut(x))
+        out = x
+        for name in self.branch:
+            out = getattr(self, name)(out)
+        return self.relu(out + getattr(self, self.shortcut_name)(x))
+
+
+def cifar_block(in_channels, planes, stride):
+    """Basic block of He et al.'s CIFAR ResNet with an option-A shortcut."""
+    branch = conv_bn_relu(1, in_channels, planes, 3, stride) + [
+        ("conv2", nn.Conv2d(planes, planes, 3, 1, 1, bias=False)), ("bn2", nn.BatchNorm2d(planes))]
+    needs_pad = stride != 1 or in_channels != planes
+    return ResidualBlock(branch, "shortcut", ShortcutPad(in_channels, planes, stride) if needs_pad else nn.Identity())
+
+
+def imagenet_block(in_channels, planes, stride, bottleneck):
+    """torchvision-style basic block or bottleneck (stride on the 3x3 conv), projection shortcut."""
+    out_channels = planes * (4 if bottleneck else 1)
+    if bottleneck:
+        branch = conv_bn_relu(1, in_channels, planes, 1) + conv_bn_relu(2, planes, planes, 3, stride) + [
+            ("conv3", nn.Conv2d(planes, out_channels, 1, bias=False)), ("bn3", nn.BatchNorm2d(out_channels))]
+    else:
+        branch = conv_bn_relu(1, in_channels, planes, 3, stride) + [
+            ("conv2", nn.Conv2d(planes, out_channels, 3, 1, 1, bias=False)), ("bn2", nn.BatchNorm2d(out_channels))]
+    downsample = nn.Identity()
+    if stride != 1 or in_channels != out_channels:
+        downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                   nn.BatchNorm2d(out_channels))
+    return ResidualBlock(branch, "downsample", downsample)
+
+
+def resnet(stem, stages, channels, classes):
+    """stem, then layer1, layer2, ... (each a Sequential of blocks named 0, 1, ...), pooling and fc."""
+    layers = stem + [(f"layer{i + 1}", nn.Sequential(*blocks)) for i, blocks in enumerate(stages)]
+    return named(layers + [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
+                           ("fc", nn.Linear(channels, classes))])
 
 
 def cifar_resnet(depth, input_shape, classes):
     blocks = (depth - 2) // 6
-    layers, channels = conv_bn_relu(input_shape[0], 16, 3), 16
+    stem, channels, stages = conv_bn_relu(1, input_shape[0], 16, 3), 16, []
     for stage in range(3):
         planes = 16 << stage
+        stages.append([])
         for block in range(blocks):
-            layers.append(CifarBlock(channels, planes, 2 if stage > 0 and block == 0 else 1))
+            stages[-1].append(cifar_block(channels, planes, 2 if stage > 0 and block == 0 else 1))
             channels = planes
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes))
-
-
-class ImagenetBlock(nn.Module):
-    """torchvision-style basic block or bottleneck (stride on the 3x3 conv), projection shortcut."""
-
-    def __init__(self, in_channels, planes, stride, bottleneck):
-        super().__init__()
-        expansion = 4 if bottleneck else 1
-        out_channels = planes * expansion
-        if bottleneck:
-            layers = conv_bn_relu(in_channels, planes, 1) + conv_bn_relu(planes, planes, 3, stride)
-            layers += [nn.Conv2d(planes, out_channels, 1, bias=False)]
-        else:
-            layers = conv_bn_relu(in_channels, planes, 3, stride)
-            layers += [nn.Conv2d(planes, out_channels, 3, 1, 1, bias=False)]
-        self.branch = nn.Sequential(*layers, nn.BatchNorm2d(out_channels))
-        self.downsample = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                            nn.BatchNorm2d(out_channels))
-
-    def forward(self, x):
-        return F.relu(self.branch(x) + self.downsample(x))
+    return resnet(stem, stages, channels, classes)
 
 
 def imagenet_resnet(depth, input_shape, classes):
     bottleneck = depth >= 50
     blocks = [3, 4, 6, 3] if bottleneck else [2, 2, 2, 2]
     expansion = 4 if bottleneck else 1
-    layers = [nn.Conv2d(input_shape[0], 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-              nn.MaxPool2d(3, 2, 1)]
-    channels = 64
+    stem = [("conv1", nn.Conv2d(input_shape[0], 64, 7, 2, 3, bias=False)), ("bn1", nn.BatchNorm2d(64)),
+            ("relu1", nn.ReLU(inplace=True)), ("maxpool", nn.MaxPool2d(3, 2, 1))]
+    channels, stages = 64, []
     for stage, count in enumerate(blocks):
         planes = 64 << stage
+        stages.append([])
         for block in range(count):
-            layers.append(ImagenetBlock(channels, planes, 2 if stage > 0 and block == 0 else 1, bottleneck))
+            stages[-1].append(imagenet_block(channels, planes, 2 if stage > 0 and block == 0 else 1, bottleneck))
             channels = planes * expansion
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, classes))
+    return resnet(stem, stages, channels, classes)
 
 
 MNIST, CIFAR, IMAGENET = (1, 28, 28), (3, 32, 32), (3, 224, 224)
@@ -164,9 +190,12 @@ ZOO = {
 }
 
 
-def build(name):
-    """The named zoo model, its input shape and class count."""
-    builder, input_shape, classes = ZOO[name]
+def build(name, input_shape=None, classes=None):
+    """The named zoo model, its input shape and class count (the zoo's own unless given, as baton does
+    for a data set: e.g. resnet20 for 1x28x28 Fashion-MNIST)."""
+    builder, natural_shape, natural_classes = ZOO[name]
+    input_shape = tuple(input_shape or natural_shape)
+    classes = classes or natural_classes
     return builder(input_shape, classes), input_shape, classes
 
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs baton's Debian packages (when missing) and builds it in ./build with CMake.
 # Used by jobs/quickstart.sh and .ci/run; safe to run again (it only rebuilds what changed).
+# Usage: jobs/setup.sh [more Debian packages to install, e.g. the ones only the tests need]
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(cmake g++ make procps iproute2 openmpi-bin libopenmpi-dev libdnnl-dev ocl-icd-opencl-dev libboost-program-options-dev nlohmann-json3-dev
-          zlib1g-dev libgtest-dev googletest libbenchmark-dev dataset-fashion-mnist)
+          zlib1g-dev libgtest-dev googletest libbenchmark-dev dataset-fashion-mnist "$@")
 
 missing=()
 for p in "${packages[@]}"; do

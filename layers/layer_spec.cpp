@@ -154,9 +154,9 @@ std::vector<ParamSpec> param_specs(const LayerSpec& spec, const std::vector<Dims
                           if (s.bias) p.push_back({"bias", {s.out_features}, Init::uniform_fan_in, in[1]});
                           return p;
                         },
-                        // gamma and beta adjacent: the {2, C} scale-shift block kernels read directly.
+                        // Scale (weight) and shift (bias) adjacent: the {2, C} block kernels read directly.
                         [&](const BatchNormSpec&) {
-                          return std::vector<ParamSpec>{{"gamma", {in[1]}, Init::ones}, {"beta", {in[1]}, Init::zeros}};
+                          return std::vector<ParamSpec>{{"weight", {in[1]}, Init::ones}, {"bias", {in[1]}, Init::zeros}};
                         },
                         [](const auto&) { return std::vector<ParamSpec>{}; },
                     },
@@ -182,15 +182,23 @@ void init_param(const ParamSpec& param, uint64_t key, float* values) {
   }
 }
 
+std::vector<ParamSpec> state_specs(const LayerSpec& spec, const std::vector<Dims>& inputs) {
+  if (!std::holds_alternative<BatchNormSpec>(spec)) return {};
+  const int64_t channels = inputs[0][1];
+  return {{"running_mean", {channels}, Init::zeros}, {"running_var", {channels}, Init::ones}};
+}
+
 int64_t state_count(const LayerSpec& spec, const std::vector<Dims>& inputs) {
-  return std::holds_alternative<BatchNormSpec>(spec) ? 2 * inputs[0][1] : 0;
+  int64_t count = 0;
+  for (const ParamSpec& s : state_specs(spec, inputs)) count += element_count(s.dims);
+  return count;
 }
 
 void init_state(const LayerSpec& spec, const std::vector<Dims>& inputs, float* state) {
-  if (!std::holds_alternative<BatchNormSpec>(spec)) return;
-  const int64_t channels = inputs[0][1];
-  std::fill_n(state, channels, 0.0f);
-  std::fill_n(state + channels, channels, 1.0f);
+  for (const ParamSpec& s : state_specs(spec, inputs)) {
+    init_param(s, 0, state);
+    state += element_count(s.dims);
+  }
 }
 
 PassFlops pass_flops(const LayerSpec& spec, const std::vector<Dims>& inputs) {

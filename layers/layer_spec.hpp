@@ -83,9 +83,11 @@ std::vector<ParamSpec> param_specs(const LayerSpec& spec, const std::vector<Dims
 void init_param(const ParamSpec& param, uint64_t key, float* values);
 int64_t param_count(const LayerSpec& spec, const std::vector<Dims>& inputs);
 
-// Non-trained state kept with the parameters (batch norm running mean and variance).
+// Non-trained state kept with the parameters: batch norm's running_mean (starts at 0), then its
+// running_var (starts at 1), under PyTorch's buffer names.
+std::vector<ParamSpec> state_specs(const LayerSpec& spec, const std::vector<Dims>& inputs);
 int64_t state_count(const LayerSpec& spec, const std::vector<Dims>& inputs);
-void init_state(const LayerSpec& spec, const std::vector<Dims>& inputs, float* state);  // mean 0, variance 1
+void init_state(const LayerSpec& spec, const std::vector<Dims>& inputs, float* state);
 
 // Floating-point operations (2 per multiply-add) of each pass for the whole batch in `inputs`.
 // Only convolutions and linear layers are counted; the rest are memory-bound and cost ~0 FLOPs.

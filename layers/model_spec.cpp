@@ -40,6 +40,19 @@ int64_t count_params(const ModelSpec& model) {
   return total;
 }
 
+std::vector<ModelTensor> model_tensors(const ModelSpec& model) {
+  ModelShapes shapes = infer_shapes(model, 1);
+  std::vector<ModelTensor> tensors;
+  for (size_t i = 0; i < model.nodes.size(); ++i) {
+    const Node& node = model.nodes[i];
+    for (const ParamSpec& p : param_specs(node.layer, shapes.inputs[i]))
+      tensors.push_back({node.name + "." + p.name, int(i), p, false});
+    for (const ParamSpec& s : state_specs(node.layer, shapes.inputs[i]))
+      tensors.push_back({node.name + "." + s.name, int(i), s, true});
+  }
+  return tensors;
+}
+
 double training_flops_per_image(const ModelSpec& model) {
   ModelShapes shapes = infer_shapes(model, 1);
   double total = 0;

@@ -34,6 +34,17 @@ struct ModelShapes {
 ModelShapes infer_shapes(const ModelSpec& model, int64_t batch);
 
 int64_t count_params(const ModelSpec& model);
+
+// A parameter or state tensor of the model under PyTorch's name, "<node>.<tensor>" (e.g.
+// "layer1.0.conv1.weight", "bn1.running_var"): what checkpoints and exported weights are keyed by.
+struct ModelTensor {
+  std::string name;
+  int node;
+  ParamSpec spec;  // plain dims; spec.name is the tensor's own name ("weight", "running_var")
+  bool state;      // batch-norm running statistics, not trained
+};
+// In node order; within a node its parameters, then its state (the flat buffers' order).
+std::vector<ModelTensor> model_tensors(const ModelSpec& model);
 // Training FLOPs per image: forward + backward data + backward weights of convs and linears
 // (the first layer's data gradient is never computed and is not counted).
 double training_flops_per_image(const ModelSpec& model);

@@ -178,20 +178,20 @@ void Network::setup_nodes(const ModelSpec& model) {
 }
 
 void Network::init_buffers(const ModelSpec& model) {
-  ModelShapes shapes = infer_shapes(model, 1);
   weights_ = Tensor(TensorSpec{{std::max<int64_t>(param_count_, 1)}, nullptr});
   grads_ = Tensor(TensorSpec{{std::max<int64_t>(param_count_, 1)}, nullptr});
   state_ = Tensor(TensorSpec{{std::max<int64_t>(state_count_, 1)}, nullptr});
-  for (const LocalNode& node : nodes_) {
-    const LayerSpec& layer = model.nodes[node.index].layer;
-    const std::vector<Dims>& inputs = shapes.inputs[node.index];
-    float* params = weights_.data() + node.param_offset;
-    std::vector<ParamSpec> specs = param_specs(layer, inputs);
-    for (size_t p = 0; p < specs.size(); ++p) {
-      init_param(specs[p], mix_keys(options_.seed, uint64_t(node.index) * 64 + p), params);
-      params += element_count(specs[p].dims);
-    }
-    init_state(layer, inputs, state_.data() + node.state_offset);
+  int64_t param_offset = 0, state_offset = 0;
+  int node = -1, param_in_node = 0;
+  for (const ModelTensor& t : model_tensors(model)) {
+    if (t.node < first_ || t.node >= last_) continue;
+    param_in_node = t.node == node ? param_in_node : 0;
+    node = t.node;
+    int64_t& offset = t.state ? state_offset : param_offset;
+    float* values = (t.state ? state_ : weights_).data() + offset;
+    init_param(t.spec, t.state ? 0 : mix_keys(options_.seed, uint64_t(t.node) * 64 + uint64_t(param_in_node++)), values);
+    named_tensors_.push_back({t.name, t.spec.dims, offset, t.state});
+    offset += element_count(t.spec.dims);
   }
 }
 

@@ -37,6 +37,15 @@ struct ParamRange {
   int64_t count;
 };
 
+// A parameter or state tensor of a network under PyTorch's name, "<node>.<tensor>"
+// ("layer1.0.conv1.weight", "bn1.running_var"): a plain-layout range of the flat buffers.
+struct NamedTensor {
+  std::string name;
+  Dims dims;
+  int64_t offset;  // into weights() (and grads()), or into state() for state tensors
+  bool state;
+};
+
 class Network {
  public:
   Network(const ModelSpec& model, int first, int last, const NetworkOptions& options);
@@ -91,6 +100,7 @@ class Network {
 
   int64_t param_count() const { return param_count_; }
   const std::vector<ParamRange>& param_ranges() const { return param_ranges_; }
+  const std::vector<NamedTensor>& named_tensors() const { return named_tensors_; }  // in node order
   size_t activation_bytes() const { return activation_bytes_; }  // all slots
 
  private:
@@ -124,6 +134,7 @@ class Network {
   int64_t param_count_ = 0, state_count_ = 0;
   uint64_t weights_version_ = 1;
   std::vector<ParamRange> param_ranges_;
+  std::vector<NamedTensor> named_tensors_;
   size_t activation_bytes_ = 0;
   std::function<void()> progress_hook_;
   std::vector<double>* node_seconds_ = nullptr;

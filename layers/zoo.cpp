@@ -24,10 +24,14 @@ class Builder {
   int add(const std::string& name, LayerSpec layer) { return add(name, std::move(layer), {last()}); }
   int last() const { return model_.nodes.empty() ? kImages : int(model_.nodes.size()) - 1; }
 
-  int conv_bn_relu(const std::string& name, int64_t channels, int64_t kernel, int64_t stride, bool bias = false) {
-    add(name, Conv2dSpec{channels, kernel, stride, kernel / 2, bias});
-    add(name + ".bn", BatchNormSpec{});
-    return add(name + ".relu", ReluSpec{});
+  // Nodes <prefix>conv<k>, <prefix>bn<k>, <prefix>relu<k>: PyTorch's names for these modules, so
+  // that checkpoints and the twins in bench/pytorch_models.py share parameter names.
+  int conv_bn_relu(const std::string& prefix, int k, int64_t channels, int64_t kernel, int64_t stride,
+                   bool bias = false) {
+    const std::string index = std::to_string(k);
+    add(prefix + "conv" + index, Conv2dSpec{channels, kernel, stride, kernel / 2, bias});
+    add(prefix + "bn" + index, BatchNormSpec{});
+    return add(prefix + "relu" + index, ReluSpec{});
   }
 
   ModelSpec finish() {
@@ -90,7 +94,7 @@ ModelSpec vgg(const std::string& name, const std::vector<int>& config, const Dim
   int conv = 0, pool = 0;
   for (int channels : config) {
     if (channels == 0) b.add("pool" + std::to_string(++pool), MaxPoolSpec{2, 2});
-    else b.conv_bn_relu("conv" + std::to_string(++conv), channels, 3, 1, true);
+    else b.conv_bn_relu("", ++conv, channels, 3, 1, true);
   }
   b.add("flatten", FlattenSpec{});
   b.add("fc", LinearSpec{classes});
@@ -101,7 +105,7 @@ ModelSpec vgg(const std::string& name, const std::vector<int>& config, const Dim
 ModelSpec cifar_resnet(int depth, const Dims& input, int classes) {
   const int blocks = (depth - 2) / 6;
   Builder b("resnet" + std::to_string(depth), input, classes);
-  b.conv_bn_relu("conv1", 16, 3, 1);
+  b.conv_bn_relu("", 1, 16, 3, 1);
   int64_t channels = 16;
   for (int stage = 0; stage < 3; ++stage) {
     const int64_t planes = 16 << stage;
@@ -109,7 +113,7 @@ ModelSpec cifar_resnet(int depth, const Dims& input, int classes) {
       const std::string name = "layer" + std::to_string(stage + 1) + "." + std::to_string(block);
       const int64_t stride = (stage > 0 && block == 0) ? 2 : 1;
       const int entry = b.last();
-      b.conv_bn_relu(name + ".conv1", planes, 3, stride);
+      b.conv_bn_relu(name + ".", 1, planes, 3, stride);
       b.add(name + ".conv2", Conv2dSpec{planes, 3, 1, 1, false});
       const int branch = b.add(name + ".bn2", BatchNormSpec{});
       const int shortcut =
@@ -131,8 +135,8 @@ ModelSpec imagenet_resnet(int depth, const Dims& input, int classes) {
   const int64_t expansion = bottleneck ? 4 : 1;
   Builder b("resnet" + std::to_string(depth), input, classes);
   b.add("conv1", Conv2dSpec{64, 7, 2, 3, false});
-  b.add("conv1.bn", BatchNormSpec{});
-  b.add("conv1.relu", ReluSpec{});
+  b.add("bn1", BatchNormSpec{});
+  b.add("relu1", ReluSpec{});
   b.add("maxpool", MaxPoolSpec{3, 2, 1});
   int64_t channels = 64;
   for (int stage = 0; stage < 4; ++stage) {
@@ -142,18 +146,18 @@ ModelSpec imagenet_resnet(int depth, const Dims& input, int classes) {
       const int64_t stride = (stage > 0 && block == 0) ? 2 : 1;
       const int entry = b.last();
       if (bottleneck) {
-        b.conv_bn_relu(name + ".conv1", planes, 1, 1);
-        b.conv_bn_relu(name + ".conv2", planes, 3, stride);
+        b.conv_bn_relu(name + ".", 1, planes, 1, 1);
+        b.conv_bn_relu(name + ".", 2, planes, 3, stride);
       } else {
-        b.conv_bn_relu(name + ".conv1", planes, 3, stride);
+        b.conv_bn_relu(name + ".", 1, planes, 3, stride);
       }
-      const std::string last_conv = name + (bottleneck ? ".conv3" : ".conv2");
-      b.add(last_conv, Conv2dSpec{planes * expansion, bottleneck ? 1 : 3, 1, bottleneck ? 0 : 1, false});
-      const int branch = b.add(last_conv + ".bn", BatchNormSpec{});
+      const std::string last = bottleneck ? "3" : "2";
+      b.add(name + ".conv" + last, Conv2dSpec{planes * expansion, bottleneck ? 1 : 3, 1, bottleneck ? 0 : 1, false});
+      const int branch = b.add(name + ".bn" + last, BatchNormSpec{});
       int shortcut = entry;
       if (stride != 1 || channels != planes * expansion) {
-        b.add(name + ".downsample", Conv2dSpec{planes * expansion, 1, stride, 0, false}, {entry});
-        shortcut = b.add(name + ".downsample.bn", BatchNormSpec{});
+        b.add(name + ".downsample.0", Conv2dSpec{planes * expansion, 1, stride, 0, false}, {entry});
+        shortcut = b.add(name + ".downsample.1", BatchNormSpec{});
       }
       b.add(name + ".add", AddSpec{}, {branch, shortcut});
       b.add(name + ".relu", ReluSpec{});

@@ -22,6 +22,7 @@ const char* kUsage =
     "  bench    time training steps on synthetic data (see baton bench --help)\n"
     "  schedule print every rank's program of a training mode (see baton schedule --help)\n"
     "  models   list the model zoo with parameter counts and training FLOPs per image\n"
+    "  export   write a checkpoint's whole model as one safetensors file (see baton export --help)\n"
     "  --version\n";
 
 std::vector<int64_t> parse_list(const std::string& text, const std::string& flag) {
@@ -104,6 +105,19 @@ void check_parallel(const ParallelConfig& p) {
               "unknown --staleness '" << p.staleness << "'; choose lr-scale or none");
 }
 
+void check_checkpoints(const TrainConfig& c) {
+  BATON_CHECK(c.log_every >= 0, "--log-every must be 0 (no step events) or more, not " << c.log_every);
+  BATON_CHECK(c.checkpoint_every >= 0, "--checkpoint-every must be 0 (epoch ends only) or more updates, not "
+                                           << c.checkpoint_every);
+  BATON_CHECK(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1, not " << c.keep_checkpoints);
+  BATON_CHECK(c.stop_after_updates >= 0, "--stop-after-updates must be 0 (never) or more, not " << c.stop_after_updates);
+  const bool has_dir = !c.checkpoint_dir.empty();
+  BATON_CHECK(has_dir || !c.resume, "--resume needs --checkpoint-dir, the folder to resume from");
+  BATON_CHECK(has_dir || c.checkpoint_every == 0, "--checkpoint-every needs --checkpoint-dir, the folder to write to");
+  BATON_CHECK(has_dir || c.stop_after_updates == 0,
+              "--stop-after-updates writes a checkpoint before it stops, so it needs --checkpoint-dir");
+}
+
 struct Parsed {
   po::variables_map vm;
   bool help = false;
@@ -176,14 +190,37 @@ Invocation parse_train(const std::vector<std::string>& args) {
       ("lr-milestones", po::value(&milestones), "step schedule: epochs at which the rate is multiplied by --lr-gamma (e.g. 5,8)")
       ("lr-gamma", po::value(&c.lr_gamma)->default_value(c.lr_gamma), "step schedule: factor at each milestone")
       ("warmup-epochs", po::value(&c.warmup_epochs)->default_value(c.warmup_epochs), "linear warm-up length");
+  std::string shuffle = c.shuffle ? "on" : "off";
+  data.add_options()("shuffle", po::value(&shuffle)->default_value(shuffle),
+                     "on: a new permutation of the training set each epoch; off: the files' order");
   po::options_description output("Output");
-  output.add_options()("metrics", po::value(&c.metrics), "write JSON lines (one per event) to this file");
+  output.add_options()
+      ("metrics", po::value(&c.metrics), "write JSON lines (one per event) to this file")
+      ("log-every", po::value(&c.log_every)->default_value(c.log_every),
+       "with --metrics: a step event (epoch, update, loss, lr, images_per_sec) every N updates; 0: none");
+  po::options_description checkpoints("Checkpoints");
+  checkpoints.add_options()
+      ("checkpoint-dir", po::value(&c.checkpoint_dir),
+       "write checkpoints here (one step-<update> folder each) at every epoch's end; SIGUSR1 or SIGTERM then "
+       "checkpoints and stops with exit status 75")
+      ("checkpoint-every", po::value(&c.checkpoint_every)->default_value(c.checkpoint_every),
+       "also every N updates (pipelines drain at each checkpoint point, README); 0: epoch ends only")
+      ("keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(c.keep_checkpoints),
+       "complete checkpoints kept; older ones are deleted")
+      ("resume", po::bool_switch(&c.resume),
+       "continue from the newest complete checkpoint in --checkpoint-dir (none yet: start from the beginning)")
+      ("stop-after-updates", po::value(&c.stop_after_updates)->default_value(c.stop_after_updates),
+       "checkpoint and stop (exit status 75) at the first checkpoint point after N updates, e.g. to chain jobs; 0: never")
+      ("init-from", po::value(&c.init_from),
+       "start from the weights in this safetensors file (PyTorch names, e.g. a twin's state_dict()); ignored when "
+       "--resume finds a checkpoint");
   po::options_description all("baton train: train a model\n\nusage: baton train [options]");
   all.add(general_options(config_file, c.seed, c.threads, c.backend))
       .add(data)
       .add(optim)
       .add(parallel_options(c.parallel))
-      .add(output);
+      .add(output)
+      .add(checkpoints);
 
   Parsed parsed = parse(all, args, "train");
   if (parsed.help) return help_for(all);
@@ -193,7 +230,35 @@ Invocation parse_train(const std::vector<std::string>& args) {
   check_positive(c.batch_size, "--batch-size");
   BATON_CHECK(c.lr > 0, "--lr must be positive, not " << c.lr);
   BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
+  BATON_CHECK(shuffle == "on" || shuffle == "off", "--shuffle takes on or off, not '" << shuffle << "'");
+  c.shuffle = shuffle == "on";
   check_parallel(c.parallel);
+  check_checkpoints(c);
+  return inv;
+}
+
+Invocation parse_export(const std::vector<std::string>& args) {
+  Invocation inv;
+  inv.command = Command::export_model;
+  ExportCommand& c = inv.export_model;
+  po::options_description shown("baton export: write a checkpoint's whole model, for inference, as one safetensors "
+                                "file named like PyTorch's state_dict()\n\nusage: baton export CHECKPOINT_DIR --output "
+                                "FILE.safetensors");
+  shown.add_options()("help,h", "print this help")("output", po::value(&c.output), "the safetensors file to write");
+  po::options_description all;
+  all.add(shown).add_options()("checkpoint", po::value(&c.checkpoint_dir));
+  po::positional_options_description positional;
+  positional.add("checkpoint", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    BATON_FAIL(e.what() << "; run 'baton export --help' for the options");
+  }
+  if (vm.count("help")) return help_for(shown);
+  BATON_CHECK(!c.checkpoint_dir.empty(), "baton export needs the checkpoint folder: baton export DIR --output FILE");
+  BATON_CHECK(!c.output.empty(), "baton export needs --output FILE.safetensors");
   return inv;
 }
 
@@ -259,11 +324,12 @@ Invocation parse_command_line(int argc, const char* const argv[]) {
   if (command == "train") return parse_train(args);
   if (command == "bench") return parse_bench(args);
   if (command == "schedule") return parse_schedule(args);
+  if (command == "export") return parse_export(args);
   if (command == "models") {
     BATON_CHECK(args.empty(), "baton models takes no options, but got '" << args[0] << "'");
     return Invocation{Command::models, {}, {}, {}, {}};
   }
-  BATON_FAIL("unknown command '" << command << "'; use train, bench, schedule or models (baton --help)");
+  BATON_FAIL("unknown command '" << command << "'; use train, bench, schedule, models or export (baton --help)");
 }
 
 }  // namespace baton

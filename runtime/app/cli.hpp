@@ -50,12 +50,21 @@ struct TrainConfig {
   std::vector<int64_t> lr_milestones;  // epochs, for the step schedule
   float lr_gamma = 0.1f;
   double warmup_epochs = 0;
+  bool shuffle = true;                   // --shuffle off keeps the files' order
   // run
   uint64_t seed = 1;
   int threads = 0;  // 0: OpenMP's default
   std::string backend = "cpu";
   std::string metrics;
+  int64_t log_every = 0;                 // a step event every N updates; 0: none
   ParallelConfig parallel;
+  // checkpoints
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0;          // updates; 0: at epoch ends only
+  int keep_checkpoints = 2;
+  bool resume = false;                   // from the newest complete checkpoint in checkpoint_dir
+  int64_t stop_after_updates = 0;        // checkpoint and stop at the first checkpoint point from here on
+  std::string init_from;                 // safetensors weights to start from (when not resuming)
 };
 
 struct BenchConfig {
@@ -71,18 +80,24 @@ struct BenchConfig {
   ParallelConfig parallel;
 };
 
+struct ExportCommand {
+  std::string checkpoint_dir;  // a --checkpoint-dir (its newest usable checkpoint) or one step-* folder
+  std::string output;
+};
+
 struct ScheduleCommand {
   ParallelConfig parallel;
   int64_t steps = 4;  // updates shown
 };
 
-enum class Command { train, bench, models, schedule, help, version };
+enum class Command { train, bench, models, schedule, export_model, help, version };
 
 struct Invocation {
   Command command = Command::help;
   TrainConfig train;
   BenchConfig bench;
   ScheduleCommand schedule;
+  ExportCommand export_model;
   std::string help_text;  // for Command::help
 };
 

@@ -50,13 +50,13 @@ DistributedRun::DistributedRun(const layers::ModelSpec& model, const RunPlan& pl
                             sizes_of(worker_->outgoing(Direction::activation, 0))};
   link_ = std::make_unique<comm::MpiLink>(*engine_, topology, sizes);
   averager_ = std::make_unique<comm::MpiAverager>(*engine_, topology, parallel.dp == "sharded");
+  collectives_ = comm::mpi_collectives(topology.world());
 }
 
-EpochTotals DistributedRun::train_epoch(int64_t epoch, int64_t epochs, int64_t steps, int64_t updates_before,
-                                        Timeline* timeline) {
-  EpochSchedule schedule = schedule_epoch(plan_, parallel_, epoch, epochs, steps);
+SegmentResult DistributedRun::train_segment(const Segment& segment, Timeline* timeline) {
+  EpochSchedule schedule = schedule_epoch(plan_, parallel_, segment.epoch, segment.epochs, segment.updates);
   const Program& program = schedule.programs[size_t(topology_.rank())];
-  worker_->begin_epoch(epoch, updates_before, schedule.lr_scales[size_t(program.stage)]);
+  worker_->begin_segment(segment, schedule.lr_scales[size_t(program.stage)]);
   link_->begin_program(program);
   Timeline local;
   MPI_Barrier(topology_.world());  // the executors' clocks start together
@@ -69,9 +69,7 @@ EpochTotals DistributedRun::train_epoch(int64_t epoch, int64_t epochs, int64_t s
   run(executor);
   link_->finish();
   if (timeline) gather_timeline(local, timeline);
-  EpochTotals mine;
-  if (topology_.stage() == parallel_.stages - 1) mine.add(*worker_);
-  return reduce(mine);
+  return gather_updates(segment.updates);
 }
 
 // Runs the executor, polling MPI whenever it waits; past the stall timeout it says once who is late.
@@ -115,17 +113,49 @@ EpochTotals DistributedRun::reduce(const EpochTotals& mine) const {
   return EpochTotals{sum[0], int64_t(sum[1]), int64_t(sum[2])};
 }
 
+// Rank 0 gets the totals and, per update, the loss sums of the last stage's ranks added in replica
+// order (as the one-process run adds them) and replica 0's last-stage times.
+SegmentResult DistributedRun::gather_updates(int64_t updates) const {
+  const bool last_stage = topology_.stage() == parallel_.stages - 1;
+  const size_t count = size_t(updates);
+  std::vector<double> mine(2 * count, 0.0);
+  if (last_stage) {
+    std::copy(worker_->update_loss_sums().begin(), worker_->update_loss_sums().end(), mine.begin());
+    std::copy(worker_->update_seconds().begin(), worker_->update_seconds().end(), mine.begin() + long(count));
+  }
+  const int ranks = parallel_.stages * parallel_.replicas;
+  std::vector<double> all(topology_.rank() == 0 ? size_t(ranks) * mine.size() : 0);
+  BATON_CHECK_MPI(MPI_Gather(mine.data(), int(mine.size()), MPI_DOUBLE, all.data(), int(mine.size()), MPI_DOUBLE, 0,
+                             topology_.world()));
+  EpochTotals totals;
+  if (last_stage) totals.add(*worker_);
+  SegmentResult result;
+  result.totals = reduce(totals);
+  if (topology_.rank() != 0) return result;
+  result.update_loss_sums.assign(count, 0.0);
+  for (int replica = 0; replica < parallel_.replicas; ++replica) {
+    const double* sums = all.data() + size_t(topology_.world_rank_of(parallel_.stages - 1, replica)) * mine.size();
+    for (size_t u = 0; u < count; ++u) result.update_loss_sums[u] += sums[u];
+  }
+  const double* seconds = all.data() + size_t(topology_.world_rank_of(parallel_.stages - 1, 0)) * mine.size() + count;
+  result.update_seconds.assign(seconds, seconds + count);
+  return result;
+}
+
 void DistributedRun::gather_timeline(const Timeline& local, Timeline* into) const {
-  const std::string mine = local.serialize();
-  int length = int(mine.size()), ranks = 0;
-  MPI_Comm_size(topology_.world(), &ranks);
-  std::vector<int> lengths(static_cast<size_t>(ranks)), offsets(static_cast<size_t>(ranks), 0);
-  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, topology_.world());
-  for (size_t r = 1; r < lengths.size(); ++r) offsets[r] = offsets[r - 1] + lengths[r - 1];
-  std::string all(topology_.rank() == 0 ? size_t(offsets.back() + lengths.back()) : 0, ' ');
-  MPI_Gatherv(mine.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, 0, topology_.world());
-  if (topology_.rank() != 0) return;
-  for (size_t r = 0; r < lengths.size(); ++r) into->merge(all.substr(size_t(offsets[r]), size_t(lengths[r])));
+  std::vector<std::string> each = collectives_->gather(local.serialize());
+  for (const std::string& serialized : each) into->merge(serialized);
+}
+
+// Sharded averaging leaves each replica the momentum of its own shard of every bucket: an in-place
+// all-gather over the stage's replicas makes it whole everywhere.
+void DistributedRun::gather_momentum_shards() {
+  if (parallel_.dp != "sharded" || parallel_.replicas == 1) return;
+  for (int part = 0; part < worker_->parts(); ++part) {
+    std::span<float> momentum = worker_->momentum(part);
+    engine_->wait(engine_->allgather(momentum.data(), comm::block_counts(momentum.size(), parallel_.replicas),
+                                     topology_.stage_comm()));
+  }
 }
 
 EpochTotals DistributedRun::evaluate(BatchLoader& loader) {

@@ -21,13 +21,15 @@ class DistributedRun final : public Run {
                  const WorkerOptions& common, MinibatchSource* train_data, comm::Topology& topology,
                  comm::Progress progress, double stall_timeout_seconds);
 
-  // One epoch; the totals are summed over the last stage's ranks and valid on world rank 0. With a
-  // timeline, rank 0's receives every rank's instructions.
-  EpochTotals train_epoch(int64_t epoch, int64_t epochs, int64_t steps, int64_t updates_before,
-                          Timeline* timeline) override;
+  // The totals are summed over the last stage's ranks and valid on world rank 0. With a timeline,
+  // rank 0's receives every rank's instructions.
+  SegmentResult train_segment(const Segment& segment, Timeline* timeline) override;
   EpochTotals evaluate(BatchLoader& loader) override;
   std::vector<StageInfo> stage_info() override;
   bool reports() const override { return topology_.rank() == 0; }
+  std::vector<NetworkWorker*> local_workers() override { return {worker_.get()}; }
+  comm::Collectives& collectives() override { return *collectives_; }
+  void gather_momentum_shards() override;
   // Seconds to average this stage's whole gradient over its replicas once (median of `times`).
   double average_seconds(int times);
 
@@ -38,6 +40,7 @@ class DistributedRun final : public Run {
   void run(schedulers::Executor& executor);
   void stalled(const schedulers::Executor& executor, double seconds);
   EpochTotals reduce(const EpochTotals& mine) const;
+  SegmentResult gather_updates(int64_t updates) const;
   void gather_timeline(const Timeline& local, Timeline* into) const;
 
   const ParallelConfig& parallel_;
@@ -47,6 +50,7 @@ class DistributedRun final : public Run {
   std::unique_ptr<NetworkWorker> worker_;
   std::unique_ptr<comm::MpiLink> link_;
   std::unique_ptr<comm::MpiAverager> averager_;
+  std::unique_ptr<comm::Collectives> collectives_;
   double stall_timeout_;
 };
 

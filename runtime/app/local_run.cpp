@@ -25,13 +25,12 @@ LocalRun::LocalRun(const layers::ModelSpec& model, const RunPlan& plan, const Pa
   }
 }
 
-EpochTotals LocalRun::train_epoch(int64_t epoch, int64_t epochs, int64_t steps, int64_t updates_before,
-                                  Timeline* timeline) {
-  EpochSchedule schedule = schedule_epoch(plan_, parallel_, epoch, epochs, steps);
+SegmentResult LocalRun::train_segment(const Segment& segment, Timeline* timeline) {
+  EpochSchedule schedule = schedule_epoch(plan_, parallel_, segment.epoch, segment.epochs, segment.updates);
   const std::vector<Program>& programs = schedule.programs;
   std::vector<Executor> executors;
   for (size_t r = 0; r < workers_.size(); ++r) {
-    workers_[r]->begin_epoch(epoch, updates_before, schedule.lr_scales[size_t(programs[r].stage)]);
+    workers_[r]->begin_segment(segment, schedule.lr_scales[size_t(programs[r].stage)]);
     executors.emplace_back(programs[r], *workers_[r], hub_.link(int(r)), hub_.averager(int(r)), timeline);
     if (timeline) {
       timeline->name_row(int(r), "rank " + std::to_string(r) + ": stage " + std::to_string(programs[r].stage) +
@@ -39,11 +38,40 @@ EpochTotals LocalRun::train_epoch(int64_t epoch, int64_t epochs, int64_t steps, 
     }
   }
   run_in_turn(executors);
-  BATON_CHECK(hub_.idle(), "epoch " << epoch << " ended with messages or averages left undelivered");
-  EpochTotals totals;
-  for (const Program& p : programs)
-    if (p.stage == parallel_.stages - 1) totals.add(*workers_[size_t(p.rank)]);
-  return totals;
+  BATON_CHECK(hub_.idle(), "epoch " << segment.epoch << " ended a segment with messages or averages left undelivered");
+  SegmentResult result;
+  result.update_loss_sums.assign(size_t(segment.updates), 0.0);
+  const int last_stage = parallel_.stages - 1;
+  result.update_seconds = workers_[size_t(last_stage)]->update_seconds();
+  for (int replica = 0; replica < parallel_.replicas; ++replica) {
+    const NetworkWorker& last = *workers_[size_t(rank_of(last_stage, replica, parallel_.stages))];
+    result.totals.add(last);
+    for (size_t u = 0; u < result.update_loss_sums.size(); ++u) result.update_loss_sums[u] += last.update_loss_sums()[u];
+  }
+  return result;
+}
+
+std::vector<NetworkWorker*> LocalRun::local_workers() {
+  std::vector<NetworkWorker*> all;
+  for (auto& worker : workers_) all.push_back(worker.get());
+  return all;
+}
+
+// Each replica's shard of every bucket's momentum goes to all replicas of its stage.
+void LocalRun::gather_momentum_shards() {
+  if (parallel_.dp != "sharded" || parallel_.replicas == 1) return;
+  for (int rank = 0; rank < int(workers_.size()); ++rank) {
+    NetworkWorker& owner = *workers_[size_t(rank)];
+    for (int part = 0; part < owner.parts(); ++part) {
+      std::span<const float> mine = owner.momentum(part);
+      auto [begin, end] = hub_.averager(rank).shard(mine.size());
+      for (int replica = 0; replica < parallel_.replicas; ++replica) {
+        if (replica == owner.replica()) continue;
+        std::span<float> theirs = workers_[size_t(rank_of(owner.stage(), replica, parallel_.stages))]->momentum(part);
+        std::copy(mine.begin() + long(begin), mine.begin() + long(end), theirs.begin() + long(begin));
+      }
+    }
+  }
 }
 
 std::vector<StageInfo> LocalRun::stage_info() {

@@ -18,15 +18,16 @@ class LocalRun final : public Run {
   LocalRun(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& parallel,
            const WorkerOptions& common, MinibatchSource* train_data);
 
-  // Trains one epoch (1-based) of `steps` updates with the schedule's pipeline; returns the
-  // training loss and hits summed over replicas. The timeline, if given, records every instruction.
-  EpochTotals train_epoch(int64_t epoch, int64_t epochs, int64_t steps, int64_t updates_before,
-                          Timeline* timeline) override;
+  // Training loss and hits are summed over the replicas, in replica order.
+  SegmentResult train_segment(const Segment& segment, Timeline* timeline) override;
 
   // Evaluation through replica 0's stages, a batch of `plan.microbatch` images at a time.
   EpochTotals evaluate(BatchLoader& loader) override;
   std::vector<StageInfo> stage_info() override;
   bool reports() const override { return true; }
+  std::vector<NetworkWorker*> local_workers() override;
+  comm::Collectives& collectives() override { return *collectives_; }
+  void gather_momentum_shards() override;
 
   NetworkWorker& worker(int rank) { return *workers_[size_t(rank)]; }  // rank s is replica 0's stage s
   int ranks() const { return int(workers_.size()); }
@@ -37,6 +38,7 @@ class LocalRun final : public Run {
   ParallelConfig parallel_;
   comm::InProcessHub hub_;
   std::vector<std::unique_ptr<NetworkWorker>> workers_;  // by rank
+  std::unique_ptr<comm::Collectives> collectives_ = comm::single_process_collectives();
 };
 
 }  // namespace baton

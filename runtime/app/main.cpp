@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "runtime/app/checkpoint.hpp"
 #include "runtime/app/cli.hpp"
 #include "runtime/base/error.hpp"
 #include "runtime/app/parallel_plan.hpp"
@@ -23,7 +24,9 @@ int run(const baton::Invocation& inv) {
       baton::print_model_zoo(std::cout);
       return 0;
     case baton::Command::train:
-      baton::run_training(inv.train);
+      return baton::run_training(inv.train).stopped ? baton::kStoppedExitStatus : 0;
+    case baton::Command::export_model:
+      baton::export_model(inv.export_model.checkpoint_dir, inv.export_model.output);
       return 0;
     case baton::Command::schedule:
       baton::print_schedule(inv.schedule, std::cout);

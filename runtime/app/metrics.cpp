@@ -4,16 +4,23 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "runtime/base/error.hpp"
 
 namespace baton {
 
-MetricsLog::MetricsLog(const std::string& path) {
+MetricsLog::MetricsLog(const std::string& path, int64_t keep_bytes) {
   if (path.empty()) return;
-  out_.open(path, std::ios::trunc);
+  std::error_code error;
+  if (keep_bytes >= 0 && std::filesystem::exists(path, error) &&
+      int64_t(std::filesystem::file_size(path, error)) >= keep_bytes)
+    std::filesystem::resize_file(path, uintmax_t(keep_bytes), error);
+  out_.open(path, keep_bytes < 0 ? std::ios::trunc : std::ios::app);
   BATON_CHECK(out_.is_open(), "cannot write the metrics file '" << path << "'; check that its folder exists and is writable");
 }
+
+int64_t MetricsLog::bytes() { return enabled() ? int64_t(out_.tellp()) : 0; }
 
 void MetricsLog::write(const nlohmann::json& event) {
   if (!enabled()) return;

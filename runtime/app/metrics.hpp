@@ -13,10 +13,14 @@ namespace baton {
 
 class MetricsLog {
  public:
-  MetricsLog() = default;                      // disabled
-  explicit MetricsLog(const std::string& path);  // truncates; "" disables
-  void write(const nlohmann::json& event);     // flushed at once, so a crash loses nothing
+  MetricsLog() = default;  // disabled
+  // "" disables. keep_bytes < 0 truncates the file; otherwise it is cut back to its first
+  // keep_bytes bytes (what it held at a checkpoint, so a resumed run logs nothing twice) and
+  // appended to.
+  explicit MetricsLog(const std::string& path, int64_t keep_bytes = -1);
+  void write(const nlohmann::json& event);  // flushed at once, so a crash loses nothing
   bool enabled() const { return out_.is_open(); }
+  int64_t bytes();  // written so far
 
  private:
   std::ofstream out_;

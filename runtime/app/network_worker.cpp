@@ -10,11 +10,11 @@ namespace baton {
 
 using schedulers::Direction;
 
-void LoaderSource::start_epoch(int64_t epoch, std::function<void(int64_t)> on_done) {
+void LoaderSource::start_epoch(int64_t epoch, int64_t first, std::function<void(int64_t)> on_done) {
   cache_.clear();
-  loaded_ = finished_ = 0;
+  loaded_ = finished_ = first;
   on_done_ = std::move(on_done);
-  loader_.start_epoch(epoch);
+  loader_.start_epoch(epoch, first);
 }
 
 const Batch& LoaderSource::minibatch(int64_t update) {
@@ -47,24 +47,35 @@ NetworkWorker::NetworkWorker(const layers::ModelSpec& model, int first, int last
   loss_scale_ = 1.0f / float(share);
 }
 
-void NetworkWorker::begin_epoch(int64_t epoch, int64_t updates_before, float lr_scale) {
-  epoch_ = epoch;
-  updates_before_ = updates_before;
+void NetworkWorker::begin_segment(const Segment& segment, float lr_scale) {
+  epoch_ = segment.epoch;
+  first_update_ = segment.first;
+  updates_before_ = segment.updates_before;
   lr_scale_ = lr_scale;
   std::fill(versions_.begin(), versions_.end(), 0);
   stashes_.clear();
   loss_sum_ = 0;
   hits_ = images_ = 0;
+  update_loss_sums_.assign(size_t(segment.updates), 0.0);
+  update_seconds_.assign(size_t(segment.updates), 0.0);
+  segment_start_ = std::chrono::steady_clock::now();
 }
 
+void NetworkWorker::weights_loaded() {
+  net_.weights_changed();
+  weights_changed(0);
+}
+
+// Dropout masks are keyed by the microbatch's number within its epoch, whatever the segments.
 uint64_t NetworkWorker::random_key(int64_t microbatch) const {
-  return mix_keys(mix_keys(uint64_t(epoch_), uint64_t(microbatch)), uint64_t(options_.replica));
+  const int64_t in_epoch = first_update_ * options_.microbatches + microbatch;
+  return mix_keys(mix_keys(uint64_t(epoch_), uint64_t(in_epoch)), uint64_t(options_.replica));
 }
 
 // Microbatch m of update u is rows [replica share + m * b, + b) of minibatch u.
 void NetworkWorker::load_batch(int64_t microbatch, int slot) {
   const int64_t update = microbatch / options_.microbatches, within = microbatch % options_.microbatches;
-  const Batch& batch = data_->minibatch(update);
+  const Batch& batch = data_->minibatch(first_update_ + update);
   const int64_t b = net_.batch();
   const int64_t first_row = (int64_t(options_.replica) * options_.microbatches + within) * b;
   BATON_CHECK(first_row + b <= int64_t(batch.labels.size()),
@@ -76,16 +87,21 @@ void NetworkWorker::load_batch(int64_t microbatch, int slot) {
     std::copy_n(batch.images.begin() + first_row * per_image, images.numel(), images.data());
   }
   if (net_.has_loss()) std::copy_n(batch.labels.begin() + first_row, b, net_.labels(slot));
-  data_->done_with(update);
+  data_->done_with(first_update_ + update);
 }
 
 int64_t NetworkWorker::forward(int64_t microbatch, int slot, int part) {
   net_.forward(slot, layers::Phase::train, random_key(microbatch), layers::ParamsView{net_.weights().data(), generation_},
                options_.parts[size_t(part)]);
   if (net_.has_loss() && part + 1 == int(options_.parts.size())) {
-    loss_sum_ += net_.loss_sum(slot, net_.batch());
+    const double loss = net_.loss_sum(slot, net_.batch());
+    const size_t update = size_t(microbatch / options_.microbatches);
+    loss_sum_ += loss;
     hits_ += net_.correct(slot, net_.batch());
     images_ += net_.batch();
+    update_loss_sums_[update] += loss;
+    update_seconds_[update] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - segment_start_).count();
   }
   return versions_[size_t(part)];
 }

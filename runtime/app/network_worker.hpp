@@ -3,6 +3,7 @@
 // schedule, and the slicing of each minibatch into this replica's microbatches.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,8 +30,9 @@ class MinibatchSource {
 class LoaderSource final : public MinibatchSource {
  public:
   LoaderSource(BatchLoader& loader, int readers) : loader_(loader), readers_(readers) {}
+  // Positions the loader at minibatch `first` of the epoch (a resumed run starts mid-epoch).
   // `on_done(n)`: n minibatches of the epoch have been used by all their readers.
-  void start_epoch(int64_t epoch, std::function<void(int64_t)> on_done = {});
+  void start_epoch(int64_t epoch, int64_t first, std::function<void(int64_t)> on_done = {});
   const Batch& minibatch(int64_t update) override;
   void done_with(int64_t update) override;
 
@@ -43,9 +45,19 @@ class LoaderSource final : public MinibatchSource {
   std::map<int64_t, std::pair<Batch, int>> cache_;  // update -> (batch, loads so far)
 };
 
+// A stretch of an epoch run as one program: the pipe fills at its start and drains at its end.
+// An epoch is one segment, or several when checkpoints split it (every --checkpoint-every updates).
+struct Segment {
+  int64_t epoch = 1, epochs = 1;  // 1-based, of the run
+  int64_t first = 0;              // its first update, counted within the epoch
+  int64_t updates = 1;
+  int64_t updates_before = 0;     // of the whole run before this segment: the LR schedule's position
+};
+
 struct WorkerOptions {
   layers::NetworkOptions network;       // batch = microbatch size; slots = the most any program uses
   std::vector<layers::NodeRange> parts;  // gradient buckets of the stage, in order
+  int stage = 0;
   int replica = 0, replicas = 1;
   int microbatches = 1;                  // per update
   SgdOptions sgd;
@@ -57,16 +69,27 @@ class NetworkWorker final : public schedulers::StageWorker {
   NetworkWorker(const layers::ModelSpec& model, int first, int last, const WorkerOptions& options,
                 MinibatchSource* data);
 
-  // Microbatch and update numbers in programs start at 0 every epoch. The epoch's learning rates
-  // are the schedule's times `lr_scale` (staleness mitigation).
-  void begin_epoch(int64_t epoch, int64_t updates_before, float lr_scale = 1.0f);
+  // Microbatch and update numbers in programs start at 0 every segment; data, dropout masks and
+  // learning rates follow the segment's place in its epoch and in the run. The segment's learning
+  // rates are the schedule's times `lr_scale` (staleness mitigation).
+  void begin_segment(const Segment& segment, float lr_scale = 1.0f);
   layers::Network& network() { return net_; }
   layers::ParamsView current_weights() { return {net_.weights().data(), generation_}; }
+  int stage() const { return options_.stage; }
+  int replica() const { return options_.replica; }
+  int parts() const { return int(options_.parts.size()); }
+  std::span<float> momentum() { return sgd_.velocity(); }
+  std::span<float> momentum(int part) { return part_of(sgd_.velocity(), part); }
+  void weights_loaded();  // after weights or state were written from outside (a checkpoint)
 
-  // Training loss and hits of this epoch's microbatches (last stage only).
+  // Training loss and hits of this segment's microbatches (last stage only), in total and per
+  // update: the loss summed over the update's images, and when its last microbatch's loss was
+  // known, in seconds since the segment began.
   double loss_sum() const { return loss_sum_; }
   int64_t hits() const { return hits_; }
   int64_t images() const { return images_; }
+  const std::vector<double>& update_loss_sums() const { return update_loss_sums_; }
+  const std::vector<double>& update_seconds() const { return update_seconds_; }
 
   void load_batch(int64_t microbatch, int slot) override;
   int64_t forward(int64_t microbatch, int slot, int part) override;
@@ -100,7 +123,9 @@ class NetworkWorker final : public schedulers::StageWorker {
   uint64_t generation_ = 1;            // changes with every change of weights (kernel caches key on it)
   uint64_t next_generation_ = 2;
   std::map<int64_t, Stash> stashes_;
-  int64_t epoch_ = 0, updates_before_ = 0;
+  int64_t epoch_ = 0, first_update_ = 0, updates_before_ = 0;
+  std::chrono::steady_clock::time_point segment_start_;
+  std::vector<double> update_loss_sums_, update_seconds_;
   float lr_scale_ = 1.0f;
   float loss_scale_ = 1.0f;
   double loss_sum_ = 0;

@@ -88,6 +88,7 @@ WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelCo
   options.network.batch = plan.microbatch;
   options.network.slots = plan.slots[size_t(stage)];
   options.parts = plan.parts[size_t(stage)];
+  options.stage = stage;
   options.replica = replica_of(rank, parallel.stages);
   options.replicas = parallel.replicas;
   options.microbatches = parallel.microbatches;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "layers/partition.hpp"
+#include "comm/collectives.hpp"
 #include "runtime/app/cli.hpp"
 #include "runtime/app/network_worker.hpp"
 #include "runtime/base/timeline.hpp"
@@ -43,6 +44,11 @@ struct EpochTotals {
   int64_t hits = 0, images = 0;
   double mean_loss() const { return images ? loss / double(images) : 0.0; }
   double accuracy() const { return images ? double(hits) / double(images) : 0.0; }
+  void add(const EpochTotals& other) {
+    loss += other.loss;
+    hits += other.hits;
+    images += other.images;
+  }
   void add(const NetworkWorker& last_stage) {
     loss += last_stage.loss_sum();
     hits += last_stage.hits();
@@ -56,16 +62,31 @@ struct StageInfo {
   int64_t activation_bytes = 0;
 };
 
+// What a segment's training produced, valid on world rank 0: the totals, and per update the loss
+// summed over its whole minibatch (all microbatches and replicas, in replica order) and when
+// replica 0's last stage had it, in seconds since the segment began.
+struct SegmentResult {
+  EpochTotals totals;
+  std::vector<double> update_loss_sums;
+  std::vector<double> update_seconds;
+};
+
 // A configuration at work: all ranks in this process (LocalRun) or this rank of an MPI job
 // (DistributedRun). Totals and stage information are valid on world rank 0.
 class Run {
  public:
   virtual ~Run() = default;
-  virtual EpochTotals train_epoch(int64_t epoch, int64_t epochs, int64_t steps, int64_t updates_before,
-                                  Timeline* timeline) = 0;
+  // Trains one segment with its epoch's pipeline; the timeline, if given, records every instruction.
+  virtual SegmentResult train_segment(const Segment& segment, Timeline* timeline) = 0;
   virtual EpochTotals evaluate(BatchLoader& loader) = 0;  // replica 0's stages, one microbatch at a time
   virtual std::vector<StageInfo> stage_info() = 0;
   virtual bool reports() const = 0;                     // this process prints and writes metrics
+
+  // For checkpoints: the workers of this process, the job-wide collectives, and a gather that gives
+  // every replica the whole momentum where sharded averaging left each replica only its shard.
+  virtual std::vector<NetworkWorker*> local_workers() = 0;
+  virtual comm::Collectives& collectives() = 0;
+  virtual void gather_momentum_shards() = 0;
 };
 
 }  // namespace baton

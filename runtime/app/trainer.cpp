@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iomanip>
+#include <optional>
 
 #include "layers/network.hpp"
 #include "layers/partition.hpp"
@@ -20,7 +22,9 @@
 #include "comm/topology.hpp"
 #include "runtime/app/distributed_run.hpp"
 #include "runtime/app/local_run.hpp"
+#include "runtime/app/checkpoint.hpp"
 #include "runtime/app/optimizer.hpp"
+#include "runtime/app/stop_signals.hpp"
 
 namespace baton {
 namespace {
@@ -193,74 +197,295 @@ std::unique_ptr<Run> start_run(const layers::ModelSpec& model, const RunPlan& pl
 
 }  // namespace
 
-std::vector<EpochStats> run_training(const TrainConfig& c) {
-  set_threads(c.threads);
-  const ParallelConfig& p = c.parallel;
-  const bool one_process = runs_here(p);
-  const layers::ZooEntry& entry = layers::zoo_entry(c.model);
-  DataSplit data = load_data(data_options(c, entry));
-  layers::ModelSpec model = model_for(c.model, data.train, c.dataset);
-  const layers::NetworkOptions network{parse_backend(c.backend),
-                                       std::max<int64_t>(1, c.batch_size / (p.replicas * p.microbatches)), 1, c.seed};
-  RunPlan plan = plan_run(model, p, c.batch_size, c.epochs, balancing_costs(model, p, network));
-  Normalization norm = channel_statistics(data.train);
-  BatchLoader train_loader(data.train, norm, c.batch_size, true, true, c.seed);
-  BatchLoader test_loader(data.test, norm, plan.microbatch, false, false, c.seed);
-  const int64_t steps = train_loader.batches_per_epoch();
-  // Every microbatch is read by the first stage (images) and the last (labels); one process reads
-  // for all replicas, an MPI rank only for its own.
-  const int readers = (one_process ? p.replicas : 1) * p.microbatches * (one_process && p.stages > 1 ? 2 : 1);
-  LoaderSource source(train_loader, readers);
-  WorkerOptions common;
-  common.network = network;
-  common.sgd = SgdOptions{c.momentum, c.weight_decay, c.nesterov};
-  common.schedule = schedule_for(c, steps);
-  std::unique_ptr<comm::Topology> topology;
-  std::unique_ptr<Run> run = start_run(model, plan, p, common, &source, topology);
-  const bool reports = run->reports();
-  MetricsLog metrics(reports ? c.metrics : "");
-  nlohmann::json stages = describe_stages(model, plan, run->stage_info(), p);
-  if (reports) {
-    print_start(c, model, data, plan, stages);
-    metrics.write({{"event", "config"}, {"model", c.model}, {"dataset", c.dataset},
-                   {"params", layers::count_params(model)}, {"batch_size", c.batch_size},
-                   {"microbatch", plan.microbatch}, {"threads", omp_get_max_threads()}, {"epochs", c.epochs},
-                   {"replicas", p.replicas}, {"pipeline", p.pipeline}, {"microbatches", p.microbatches},
-                   {"dp", p.dp}, {"split_backward", p.split_backward}, {"staleness", p.staleness},
-                   {"processes", world_size()}, {"progress", p.progress}, {"stages", stages}});
+namespace {
+
+// Where a run stands between segments: the epoch in progress, its updates done and its totals.
+struct Position {
+  int64_t epoch = 1;
+  int64_t update_in_epoch = 0;
+  EpochTotals epoch_so_far;
+};
+
+// Step events every `every` updates: the update's minibatch-mean loss, the schedule's learning rate,
+// and the images per second since the previous step event.
+class StepLog {
+ public:
+  StepLog(MetricsLog& metrics, int64_t every, int64_t batch, const LrSchedule& schedule)
+      : metrics_(metrics), every_(every), batch_(batch), schedule_(schedule) {}
+
+  void add(const Segment& segment, const SegmentResult& result, Clock::time_point segment_start) {
+    if (every_ == 0 || !metrics_.enabled()) return;
+    if (!started_) {
+      last_update_ = segment.updates_before;
+      last_time_ = segment_start;
+      started_ = true;
+    }
+    for (int64_t u = 0; u < segment.updates; ++u) {
+      const int64_t update = segment.updates_before + u + 1;  // updates done, counting this one
+      if (update % every_ != 0) continue;
+      const Clock::time_point at =
+          segment_start + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(result.update_seconds[size_t(u)]));
+      const double seconds = std::chrono::duration<double>(at - last_time_).count();
+      metrics_.write({{"event", "step"}, {"epoch", segment.epoch}, {"update", update},
+                      {"loss", result.update_loss_sums[size_t(u)] / double(batch_)},
+                      {"lr", learning_rate(schedule_, update - 1)},
+                      {"images_per_sec", seconds > 0 ? double((update - last_update_) * batch_) / seconds : 0.0}});
+      last_update_ = update;
+      last_time_ = at;
+    }
   }
 
-  std::vector<EpochStats> history;
-  for (int64_t epoch = 1; epoch <= c.epochs; ++epoch) {
-    ProgressBar bar("epoch " + std::to_string(epoch), steps, reports && stdout_is_terminal() && world_size() == 1);
-    source.start_epoch(epoch, [&](int64_t done) { bar.update(done, ""); });
-    Timeline timeline;
-    const bool traced = epoch == 1 && !p.timeline.empty();
-    auto start = Clock::now();
-    EpochTotals train = run->train_epoch(epoch, c.epochs, steps, (epoch - 1) * steps, traced ? &timeline : nullptr);
+ private:
+  MetricsLog& metrics_;
+  int64_t every_, batch_;
+  const LrSchedule& schedule_;
+  bool started_ = false;
+  int64_t last_update_ = 0;
+  Clock::time_point last_time_;
+};
+
+// One training run: data, model, the configuration's ranks, metrics and checkpoints.
+class Training {
+ public:
+  explicit Training(const TrainConfig& c)
+      : c_(c), p_(c.parallel), one_process_(runs_here(p_)),
+        data_(load_data(data_options(c, layers::zoo_entry(c.model)))),
+        model_(model_for(c.model, data_.train, c.dataset)),
+        network_{parse_backend(c.backend), std::max<int64_t>(1, c.batch_size / (p_.replicas * p_.microbatches)), 1,
+                 c.seed},
+        plan_(plan_run(model_, p_, c.batch_size, c.epochs, balancing_costs(model_, p_, network_))),
+        norm_(channel_statistics(data_.train)),
+        train_loader_(data_.train, norm_, c.batch_size, c.shuffle, true, c.seed),
+        test_loader_(data_.test, norm_, plan_.microbatch, false, false, c.seed),
+        steps_(train_loader_.batches_per_epoch()),
+        // Every microbatch is read by the first stage (images) and the last (labels); one process
+        // reads for all replicas, an MPI rank only for its own.
+        source_(train_loader_, (one_process_ ? p_.replicas : 1) * p_.microbatches *
+                                   (one_process_ && p_.stages > 1 ? 2 : 1)) {
+    common_.network = network_;
+    common_.sgd = SgdOptions{c.momentum, c.weight_decay, c.nesterov};
+    common_.schedule = schedule_for(c, steps_);
+    run_ = start_run(model_, plan_, p_, common_, &source_, topology_);
+    if (!c.checkpoint_dir.empty()) checkpoints_.emplace(c.checkpoint_dir, c.keep_checkpoints);
+  }
+
+  TrainingOutcome run() {
+    if (checkpoints_) checkpoints_->prepare(run_->collectives());
+    const std::optional<std::string> resumed = resume();
+    if (!resumed && !c_.init_from.empty()) load_initial_weights(*run_, model_, c_.init_from);
+    announce(resumed);
+    StopSignals signals(checkpoints_.has_value());
+    StepLog steps(metrics_, c_.log_every, c_.batch_size, common_.schedule);
+    TrainingOutcome outcome;
+    for (int64_t epoch = position_.epoch; epoch <= c_.epochs; ++epoch) {
+      const Position start = epoch == position_.epoch ? position_ : Position{epoch, 0, {}};
+      std::optional<EpochTotals> trained = train_epoch(start, steps, signals);
+      if (!trained) {
+        outcome.stopped = true;
+        return outcome;
+      }
+      outcome.history.push_back(finish_epoch(epoch, *trained, start));
+    }
+    return outcome;
+  }
+
+ private:
+  // Trains the rest of an epoch, segment by segment; empty if the run checkpointed and stopped.
+  std::optional<EpochTotals> train_epoch(const Position& start, StepLog& steps, const StopSignals& signals) {
+    const int64_t epoch = start.epoch;
+    ProgressBar bar("epoch " + std::to_string(epoch), steps_, reports() && stdout_is_terminal() && world_size() == 1);
+    source_.start_epoch(epoch, start.update_in_epoch, [&](int64_t done) { bar.update(done, ""); });
+    epoch_start_ = Clock::now();
+    EpochTotals totals = start.epoch_so_far;
+    for (int64_t first = start.update_in_epoch; first < steps_;) {
+      const Segment segment{epoch, c_.epochs, first, segment_end(epoch, first) - first, (epoch - 1) * steps_ + first};
+      Timeline timeline;
+      const bool traced = !traced_ && !p_.timeline.empty();
+      const Clock::time_point segment_start = Clock::now();
+      SegmentResult result = run_->train_segment(segment, traced ? &timeline : nullptr);
+      if (traced && reports()) timeline.write(p_.timeline);
+      traced_ = traced_ || traced;
+      totals.add(result.totals);
+      if (reports()) steps.add(segment, result, segment_start);
+      first += segment.updates;
+      if (checkpoints_ && checkpoint_and_stop(Position{epoch, first, totals}, signals)) {
+        bar.clear();
+        return std::nullopt;
+      }
+    }
+    bar.clear();
+    return totals;
+  }
+
+  // The end of the segment that starts at update `first` of `epoch`: the next multiple of
+  // --checkpoint-every (counted over the whole run), or the epoch's end.
+  int64_t segment_end(int64_t epoch, int64_t first) const {
+    if (c_.checkpoint_every == 0) return steps_;
+    const int64_t before = (epoch - 1) * steps_, next = ((before + first) / c_.checkpoint_every + 1) * c_.checkpoint_every;
+    return std::min(steps_, next - before);
+  }
+
+  // At a checkpoint point: writes the checkpoint, and stops if any rank was asked to (a signal, or
+  // --stop-after-updates) and training is not already over.
+  bool checkpoint_and_stop(const Position& at, const StopSignals& signals) {
+    const int64_t updates = (at.epoch - 1) * steps_ + at.update_in_epoch;
+    const bool asked = signals.received() != 0 || (c_.stop_after_updates > 0 && updates >= c_.stop_after_updates);
+    const bool stop = run_->collectives().any(asked) && updates < c_.epochs * steps_;
+    const std::string folder = checkpoints_->write(*run_, manifest_at(at), updates);
+    if (stop && reports()) {
+      const std::string why = signals.received() ? std::string("signal ") + strsignal(signals.received())
+                              : asked            ? "--stop-after-updates " + std::to_string(c_.stop_after_updates)
+                                                 : "a signal to another rank";
+      std::printf("baton: stopped after update %lld (epoch %lld) as asked by %s; checkpoint %s holds the run: run the "
+                  "same command with --resume to continue\n",
+                  static_cast<long long>(updates), static_cast<long long>(at.epoch), why.c_str(), folder.c_str());
+      std::fflush(stdout);
+    }
+    return stop;
+  }
+
+  // What a checkpoint records besides tensors: where the run stands and how it was configured.
+  nlohmann::json manifest_at(const Position& at) {
+    nlohmann::json partition = nlohmann::json::array();
+    for (size_t s = 1; s < plan_.stages.size(); ++s) partition.push_back(model_.nodes[size_t(plan_.stages[s].first)].name);
+    return {{"epoch", at.epoch}, {"update_in_epoch", at.update_in_epoch}, {"steps_per_epoch", steps_},
+            {"epoch_so_far", {{"loss", at.epoch_so_far.loss}, {"hits", at.epoch_so_far.hits},
+                              {"images", at.epoch_so_far.images}}},
+            {"metrics_bytes", metrics_.bytes()}, {"model", c_.model}, {"input", model_.input},
+            {"classes", model_.classes}, {"dataset", c_.dataset}, {"batch_size", c_.batch_size}, {"seed", c_.seed},
+            {"shuffle", c_.shuffle}, {"normalization", {{"mean", norm_.mean}, {"std", norm_.stddev}}},
+            {"parallel", {{"stages", p_.stages}, {"replicas", p_.replicas}, {"pipeline", p_.pipeline},
+                          {"microbatches", p_.microbatches}, {"dp", p_.dp}, {"split_backward", p_.split_backward},
+                          {"partition", partition}}}};
+  }
+
+  // --resume: loads the newest usable checkpoint and takes its position; its folder, if any.
+  std::optional<std::string> resume() {
+    if (!c_.resume) return std::nullopt;
+    std::optional<std::string> folder = checkpoints_->newest_usable(run_->collectives());
+    if (!folder) {
+      if (reports()) {
+        std::fprintf(stderr, "baton: warning: no checkpoint in '%s' yet; starting from the beginning\n",
+                     c_.checkpoint_dir.c_str());
+        std::fflush(stderr);
+      }
+      return std::nullopt;
+    }
+    const nlohmann::json m = read_manifest(*folder);
+    check_resumable(*folder, m);
+    load_checkpoint(*run_, *folder, m);
+    const nlohmann::json& so_far = m.at("epoch_so_far");
+    position_ = Position{m.at("epoch").get<int64_t>(), m.at("update_in_epoch").get<int64_t>(),
+                         EpochTotals{so_far.at("loss").get<double>(), so_far.at("hits").get<int64_t>(),
+                                     so_far.at("images").get<int64_t>()}};
+    resumed_metrics_bytes_ = m.at("metrics_bytes").get<int64_t>();
+    if (reports()) describe_resume(*folder, m);
+    return folder;
+  }
+
+  // What must match for the checkpoint's weights and position to mean the same here.
+  void check_resumable(const std::string& folder, const nlohmann::json& m) const {
+    const std::string from = "checkpoint '" + folder + "' ";
+    BATON_CHECK(m.at("model") == c_.model && m.at("input").get<Dims>() == model_.input &&
+                    m.at("classes").get<int>() == model_.classes,
+                from << "holds " << m.at("model").get<std::string>() << " for " << to_string(m.at("input").get<Dims>())
+                     << " images and " << m.at("classes") << " classes, not " << c_.model << " for "
+                     << to_string(model_.input) << " and " << model_.classes
+                     << "; resume with the model and data it was written for");
+    BATON_CHECK(m.at("batch_size").get<int64_t>() == c_.batch_size && m.at("steps_per_epoch").get<int64_t>() == steps_,
+                from << "was written with --batch-size " << m.at("batch_size") << " and "
+                     << m.at("steps_per_epoch") << " updates per epoch, this run has " << c_.batch_size << " and "
+                     << steps_ << "; resume with the same batch size and data");
+    BATON_CHECK(m.at("epoch").get<int64_t>() <= c_.epochs,
+                from << "is in epoch " << m.at("epoch") << " but --epochs is " << c_.epochs
+                     << "; resume with at least that many epochs");
+  }
+
+  void describe_resume(const std::string& folder, const nlohmann::json& m) const {
+    std::printf("baton: resuming from %s: epoch %lld, %lld of its %lld updates done\n", folder.c_str(),
+                static_cast<long long>(position_.epoch), static_cast<long long>(position_.update_in_epoch),
+                static_cast<long long>(steps_));
+    const nlohmann::json& was = m.at("parallel");
+    if (was.at("stages") != p_.stages || was.at("replicas") != p_.replicas) {
+      std::printf("baton: the checkpoint was written by %d stage(s) x %d replica(s): weights, momentum and batch-norm "
+                  "statistics carry over by name; pipelines start empty, as at an epoch's start\n",
+                  was.at("stages").get<int>(), was.at("replicas").get<int>());
+    }
+  }
+
+  // The start line and the config event, or after a resume the metrics file cut back to what it held
+  // at the checkpoint (so that nothing is logged twice) and a resume event.
+  void announce(const std::optional<std::string>& resumed) {
+    const std::vector<StageInfo> info = run_->stage_info();  // collective: every rank takes part
+    if (!reports()) return;
+    metrics_ = MetricsLog(c_.metrics, resumed ? resumed_metrics_bytes_ : -1);
+    nlohmann::json stages = describe_stages(model_, plan_, info, p_);
+    print_start(c_, model_, data_, plan_, stages);
+    if (resumed) {
+      metrics_.write({{"event", "resume"}, {"checkpoint", *resumed}, {"epoch", position_.epoch},
+                      {"update", (position_.epoch - 1) * steps_ + position_.update_in_epoch}});
+      return;
+    }
+    metrics_.write({{"event", "config"}, {"model", c_.model}, {"dataset", c_.dataset},
+                    {"params", layers::count_params(model_)}, {"batch_size", c_.batch_size},
+                    {"microbatch", plan_.microbatch}, {"threads", omp_get_max_threads()}, {"epochs", c_.epochs},
+                    {"replicas", p_.replicas}, {"pipeline", p_.pipeline}, {"microbatches", p_.microbatches},
+                    {"dp", p_.dp}, {"split_backward", p_.split_backward}, {"staleness", p_.staleness},
+                    {"processes", world_size()}, {"progress", p_.progress}, {"stages", stages}});
+  }
+
+  EpochStats finish_epoch(int64_t epoch, const EpochTotals& train, const Position& start) {
     EpochStats stats;
     stats.epoch = epoch;
-    stats.seconds = seconds_since(start);
-    stats.images_per_sec = double(train.images) / stats.seconds;
-    if (traced && reports) timeline.write(p.timeline);
-    EpochTotals test = run->evaluate(test_loader);
-    bar.clear();
+    stats.seconds = seconds_since(epoch_start_);
+    stats.images_per_sec = double(train.images - start.epoch_so_far.images) / stats.seconds;
+    EpochTotals test = run_->evaluate(test_loader_);
     stats.train_loss = train.mean_loss();
     stats.train_accuracy = train.accuracy();
     stats.test_loss = test.mean_loss();
     stats.test_accuracy = test.accuracy();
-    history.push_back(stats);
-    if (!reports) continue;
+    if (!reports()) return stats;
     std::printf("epoch %lld/%lld  loss %.4f  train %.2f%%  test %.2f%%  %.0f img/s  %.1f s\n",
-                static_cast<long long>(epoch), static_cast<long long>(c.epochs), stats.train_loss,
+                static_cast<long long>(epoch), static_cast<long long>(c_.epochs), stats.train_loss,
                 100 * stats.train_accuracy, 100 * stats.test_accuracy, stats.images_per_sec, stats.seconds);
     std::fflush(stdout);
-    metrics.write({{"event", "epoch"}, {"epoch", epoch}, {"train_loss", stats.train_loss},
-                   {"train_accuracy", stats.train_accuracy}, {"test_loss", stats.test_loss},
-                   {"test_accuracy", stats.test_accuracy}, {"images_per_sec", stats.images_per_sec},
-                   {"seconds", stats.seconds}, {"lr", learning_rate(common.schedule, epoch * steps - 1)}});
+    metrics_.write({{"event", "epoch"}, {"epoch", epoch}, {"train_loss", stats.train_loss},
+                    {"train_accuracy", stats.train_accuracy}, {"test_loss", stats.test_loss},
+                    {"test_accuracy", stats.test_accuracy}, {"images_per_sec", stats.images_per_sec},
+                    {"seconds", stats.seconds}, {"lr", learning_rate(common_.schedule, epoch * steps_ - 1)}});
+    return stats;
   }
-  return history;
+
+  bool reports() const { return run_->reports(); }
+
+  const TrainConfig& c_;
+  const ParallelConfig& p_;
+  const bool one_process_;
+  DataSplit data_;
+  layers::ModelSpec model_;
+  layers::NetworkOptions network_;
+  RunPlan plan_;
+  Normalization norm_;
+  BatchLoader train_loader_, test_loader_;
+  int64_t steps_;
+  LoaderSource source_;
+  WorkerOptions common_;
+  std::unique_ptr<comm::Topology> topology_;
+  std::unique_ptr<Run> run_;
+  std::optional<CheckpointDir> checkpoints_;
+  MetricsLog metrics_;
+  Position position_;
+  int64_t resumed_metrics_bytes_ = -1;
+  Clock::time_point epoch_start_;
+  bool traced_ = false;
+};
+
+}  // namespace
+
+TrainingOutcome run_training(const TrainConfig& c) {
+  set_threads(c.threads);
+  return Training(c).run();
 }
 
 namespace {
@@ -292,12 +517,12 @@ namespace {
 // Median over `repeats` programs of `iterations` updates of the time per update; all processes
 // start each timed program together.
 double median_step_ms(Run& run, const BenchConfig& c) {
-  if (c.warmup > 0) run.train_epoch(1, 1, c.warmup, 0, nullptr);
+  if (c.warmup > 0) run.train_segment(Segment{1, 1, 0, c.warmup, 0}, nullptr);
   std::vector<double> step_ms;
   for (int64_t r = 0; r < c.repeats; ++r) {
     MPI_Barrier(MPI_COMM_WORLD);
     auto start = Clock::now();
-    run.train_epoch(1, 1, c.iterations, 0, nullptr);
+    run.train_segment(Segment{1, 1, 0, c.iterations, 0}, nullptr);
     MPI_Barrier(MPI_COMM_WORLD);
     step_ms.push_back(1e3 * seconds_since(start) / double(c.iterations));
   }

@@ -17,7 +17,15 @@ struct EpochStats {
   double images_per_sec = 0, seconds = 0;
 };
 
-std::vector<EpochStats> run_training(const TrainConfig& config);
+struct TrainingOutcome {
+  std::vector<EpochStats> history;
+  bool stopped = false;  // checkpointed and stopped before the end (a signal, --stop-after-updates)
+};
+
+// Exit status of a run that checkpointed and stopped early: run it again with --resume.
+constexpr int kStoppedExitStatus = 75;
+
+TrainingOutcome run_training(const TrainConfig& config);
 
 // One JSON object: model, batch_size, threads, median_step_ms, images_per_sec, gflops.
 nlohmann::json run_bench(const BenchConfig& config);

@@ -74,15 +74,17 @@ BatchLoader::~BatchLoader() {
   worker_.join();
 }
 
-void BatchLoader::start_epoch(int64_t epoch) {
+void BatchLoader::start_epoch(int64_t epoch, int64_t first) {
+  BATON_CHECK(first >= 0 && first <= batches_per_epoch_,
+              "an epoch of " << batches_per_epoch_ << " batches cannot start at batch " << first);
   auto order = std::make_shared<const std::vector<int64_t>>(epoch_order(dataset_.size(), shuffle_, seed_, epoch));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++generation_;
     epoch_ = epoch;
     order_ = std::move(order);
-    produced_ = 0;
-    consumed_ = 0;
+    produced_ = first;
+    consumed_ = first;
     ready_full_ = false;
     error_ = nullptr;
   }

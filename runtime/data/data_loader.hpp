@@ -50,8 +50,9 @@ class BatchLoader {
   int64_t batch_size() const { return batch_size_; }
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
 
-  // Begins an epoch (abandoning what is left of the previous one); the worker starts on batch 0.
-  void start_epoch(int64_t epoch);
+  // Begins an epoch (abandoning what is left of the previous one); the worker starts on batch
+  // `first` (a resumed run starts where its checkpoint was taken).
+  void start_epoch(int64_t epoch, int64_t first = 0);
 
   // The next batch of the epoch into out (its storage is recycled); false once the epoch is over.
   // Rethrows an exception raised while the worker assembled this batch.

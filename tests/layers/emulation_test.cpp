@@ -42,7 +42,7 @@ Outcome run_mode(const ModelSpec& model, const ParallelConfig& p, FixedSource& d
   RunPlan plan = plan_run(model, p, kBatch, 1, layers::node_costs(model));
   LocalRun run(model, plan, p, worker_options(), &data);
   Outcome out;
-  out.loss = run.train_epoch(1, 1, kSteps, 0, nullptr).loss;
+  out.loss = run.train_segment(Segment{1, 1, 0, kSteps, 0}, nullptr).totals.loss;
   for (int s = 0; s < p.stages; ++s) {
     std::span<float> w = run.worker(s).network().weights();
     out.weights.insert(out.weights.end(), w.begin(), w.end());

@@ -46,7 +46,7 @@ struct Case {
 EpochTotals train(Run& run, int64_t epochs) {
   EpochTotals sum;
   for (int64_t epoch = 1; epoch <= epochs; ++epoch) {
-    const EpochTotals totals = run.train_epoch(epoch, epochs, kSteps, (epoch - 1) * kSteps, nullptr);
+    const EpochTotals totals = run.train_segment(Segment{epoch, epochs, 0, kSteps, (epoch - 1) * kSteps}, nullptr).totals;
     sum.loss += totals.loss;
     sum.images += totals.images;
   }
