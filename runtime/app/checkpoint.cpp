@@ -239,7 +239,7 @@ void CheckpointDir::prepare(comm::Collectives& collectives) const {
   collectives.broadcast("");  // no rank writes before the folder exists
 }
 
-std::string CheckpointDir::write(Run& run, nlohmann::json manifest, int64_t updates) const {
+WrittenCheckpoint CheckpointDir::write(Run& run, nlohmann::json manifest, int64_t updates) const {
   const std::string name = checkpoint_name(updates), partial = path_ + "/" + name + kPartial;
   comm::Collectives& collectives = run.collectives();
   if (collectives.is_root()) {
@@ -261,19 +261,27 @@ std::string CheckpointDir::write(Run& run, nlohmann::json manifest, int64_t upda
   std::vector<std::string> each = collectives.gather(records.dump());
   // Every rank returns once rank 0 has committed: a launcher that ends the job when one rank
   // exits (after a stop) must not cut the commit short.
-  return collectives.broadcast(collectives.is_root() ? commit(manifest, each, updates) : "");
+  WrittenCheckpoint written;
+  if (collectives.is_root()) written = commit(manifest, each, updates);
+  written.folder = collectives.broadcast(written.folder);
+  return written;
 }
 
-std::string CheckpointDir::commit(nlohmann::json manifest, const std::vector<std::string>& records,
-                                  int64_t updates) const {
+WrittenCheckpoint CheckpointDir::commit(nlohmann::json manifest, const std::vector<std::string>& records,
+                                        int64_t updates) const {
   const std::string name = checkpoint_name(updates), partial = path_ + "/" + name + kPartial;
   manifest["format"] = kFormat;
   manifest["version"] = kVersion;
   manifest["update"] = updates;
   manifest["files"] = nlohmann::json::array();
-  for (const std::string& list : records)
-    for (auto& record : nlohmann::json::parse(list)) manifest["files"].push_back(std::move(record));
-  const std::string folder = path_ + "/" + name;
+  WrittenCheckpoint written{path_ + "/" + name, 0};
+  for (const std::string& list : records) {
+    for (auto& record : nlohmann::json::parse(list)) {
+      written.bytes += record.at("bytes").get<int64_t>();
+      manifest["files"].push_back(std::move(record));
+    }
+  }
+  const std::string& folder = written.folder;
   or_discard(partial, name, path_, [&] {
     const std::string text = manifest.dump(1) + "\n";
     write_file_durably(partial + "/manifest.json", {std::as_bytes(std::span<const char>(text.data(), text.size()))});
@@ -285,7 +293,7 @@ std::string CheckpointDir::commit(nlohmann::json manifest, const std::vector<std
     sync_directory(path_);
   });
   prune();
-  return folder;
+  return written;
 }
 
 void CheckpointDir::prune() const {

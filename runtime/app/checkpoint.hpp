@@ -17,6 +17,11 @@ namespace baton {
 // "step-00000123": the folder of the checkpoint taken after 123 updates.
 std::string checkpoint_name(int64_t updates);
 
+struct WrittenCheckpoint {
+  std::string folder;  // on every rank
+  int64_t bytes = 0;   // all its files together (on rank 0)
+};
+
 class CheckpointDir {
  public:
   CheckpointDir(std::string path, int keep);
@@ -25,16 +30,16 @@ class CheckpointDir {
   // Creates the folder and makes sure files can be written in it, before any training.
   void prepare(comm::Collectives& collectives) const;
 
-  // Every process calls it at the same point and it returns, with the committed checkpoint's
-  // folder, once the checkpoint exists. `manifest` holds what rank 0 records besides the files.
-  std::string write(Run& run, nlohmann::json manifest, int64_t updates) const;
+  // Every process calls it at the same point and it returns once the checkpoint exists. `manifest`
+  // holds what rank 0 records besides the files.
+  WrittenCheckpoint write(Run& run, nlohmann::json manifest, int64_t updates) const;
 
   // The newest checkpoint whose manifest and files are whole, chosen by rank 0 and the same on every
   // rank. Unusable newer ones are named in a warning; if some exist but none is usable, an error.
   std::optional<std::string> newest_usable(comm::Collectives& collectives) const;
 
  private:
-  std::string commit(nlohmann::json manifest, const std::vector<std::string>& records, int64_t updates) const;
+  WrittenCheckpoint commit(nlohmann::json manifest, const std::vector<std::string>& records, int64_t updates) const;
   void prune() const;
   std::string path_;
   int keep_;

@@ -332,7 +332,11 @@ class Training {
     const int64_t updates = (at.epoch - 1) * steps_ + at.update_in_epoch;
     const bool asked = signals.received() != 0 || (c_.stop_after_updates > 0 && updates >= c_.stop_after_updates);
     const bool stop = run_->collectives().any(asked) && updates < c_.epochs * steps_;
-    const std::string folder = checkpoints_->write(*run_, manifest_at(at), updates);
+    const Clock::time_point start = Clock::now();
+    const WrittenCheckpoint written = checkpoints_->write(*run_, manifest_at(at), updates);
+    const std::string& folder = written.folder;
+    metrics_.write({{"event", "checkpoint"}, {"epoch", at.epoch}, {"update", updates}, {"folder", folder},
+                    {"bytes", written.bytes}, {"seconds", seconds_since(start)}});
     if (stop && reports()) {
       const std::string why = signals.received() ? std::string("signal ") + strsignal(signals.received())
                               : asked            ? "--stop-after-updates " + std::to_string(c_.stop_after_updates)
