@@ -372,6 +372,44 @@ TEST(Checkpoints, ResumeWithNoCheckpointYetStartsFromTheBeginning) {
   EXPECT_TRUE(fs::exists(checkpoint_of(tmp / "c", kUpdates) + "/manifest.json"));
 }
 
+std::vector<std::string> folders_in(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(Checkpoints, OnlyTheNewestKAreKept) {
+  TempDir tmp("keep");
+  ASSERT_EQ(run("train --model lenet5" + kShort + kOneProcess + " --checkpoint-dir " + tmp / "two", 1, false).exit_code, 0);
+  EXPECT_EQ(folders_in(tmp / "two"), (std::vector<std::string>{"step-00000015", "step-00000016"}));
+  ASSERT_EQ(run("train --model lenet5" + kShort + kOneProcess + " --keep-checkpoints 3 --checkpoint-dir " + tmp / "three",
+                1, false).exit_code, 0);
+  EXPECT_EQ(folders_in(tmp / "three"), (std::vector<std::string>{"step-00000012", "step-00000015", "step-00000016"}));
+}
+
+// At a learning rate too small to change the weights, the second epoch repeats the first one's
+// losses update by update exactly when both see the files' order.
+TEST(Checkpoints, ShuffleOffKeepsTheFilesOrderEveryEpoch) {
+  TempDir tmp("shuffle");
+  auto losses_by_epoch = [&](const std::string& shuffle) {
+    const std::string metrics = tmp / (shuffle + ".jsonl");
+    test::RunResult r = run("train --model lenet5" + kData + kOneProcess + " --batch-size 32 --log-every 1 --lr 1e-12 "
+                            "--momentum 0 --weight-decay 0 --shuffle " + shuffle + " --metrics " + metrics, 1, false);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> steps;
+    for (const std::string& event : logged(metrics))
+      if (event.rfind("step", 0) == 0) steps.push_back(event.substr(event.find(" loss ")));
+    return std::make_pair(std::vector<std::string>(steps.begin(), steps.begin() + 8),
+                          std::vector<std::string>(steps.begin() + 8, steps.end()));
+  };
+  const auto [off_first, off_second] = losses_by_epoch("off");
+  const auto [on_first, on_second] = losses_by_epoch("on");
+  EXPECT_EQ(off_first, off_second);
+  EXPECT_NE(on_first, on_second);
+  EXPECT_NE(run("train --shuffle sometimes", 1, false).err.find("--shuffle takes on or off"), std::string::npos);
+}
+
 TEST(Checkpoints, AFolderThatCannotBeWrittenIsOneErrorBeforeTraining) {
   for (const std::string dir : {"/proc/baton-checkpoints", "/dev/null/checkpoints"}) {
     test::RunResult r = run("train --model lenet5" + kShort + kOneProcess + " --checkpoint-dir " + dir, 1, false);
