@@ -163,6 +163,14 @@ void check_positive(int64_t value, const std::string& flag) {
   BATON_CHECK(value >= 1, flag << " must be at least 1, not " << value);
 }
 
+// A command that only prints: help, version, the model listing.
+Invocation printing(Command command, const std::string& text) {
+  Invocation inv;
+  inv.command = command;
+  inv.help_text = text;
+  return inv;
+}
+
 Invocation parse_train(const std::vector<std::string>& args) {
   Invocation inv;
   inv.command = Command::train;
@@ -317,8 +325,8 @@ Invocation parse_bench(const std::vector<std::string>& args) {
 Invocation parse_command_line(int argc, const char* const argv[]) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help")
-    return Invocation{Command::help, {}, {}, {}, kUsage};
-  if (args[0] == "--version") return Invocation{Command::version, {}, {}, {}, std::string("baton ") + BATON_VERSION};
+    return printing(Command::help, kUsage);
+  if (args[0] == "--version") return printing(Command::version, std::string("baton ") + BATON_VERSION);
   const std::string command = args[0];
   args.erase(args.begin());
   if (command == "train") return parse_train(args);
@@ -327,7 +335,7 @@ Invocation parse_command_line(int argc, const char* const argv[]) {
   if (command == "export") return parse_export(args);
   if (command == "models") {
     BATON_CHECK(args.empty(), "baton models takes no options, but got '" << args[0] << "'");
-    return Invocation{Command::models, {}, {}, {}, {}};
+    return printing(Command::models, "");
   }
   BATON_FAIL("unknown command '" << command << "'; use train, bench, schedule, models or export (baton --help)");
 }

@@ -112,8 +112,21 @@ TEST(CliErrors, ConfigFileWithUnknownKey) {
 TEST(Cli, HelpListsEveryGroup) {
   test::RunResult r = run_baton("train --help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* text : {"General", "Model and data", "Optimisation", "Output", "--config", "--metrics", "--lr-schedule"})
+  for (const char* text : {"General", "Model and data", "Optimisation", "Output", "Checkpoints", "--config", "--metrics",
+                           "--lr-schedule", "--shuffle", "--log-every", "--checkpoint-dir", "--resume", "--init-from"})
     EXPECT_NE(r.out.find(text), std::string::npos) << text;
+}
+
+TEST(Cli, UsageAndVersionAreFirstScreenText) {
+  test::RunResult r = run_baton("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* text : {"usage: baton <command>", "train", "bench", "schedule", "models", "export"})
+    EXPECT_NE(r.out.find(text), std::string::npos) << text;
+  r = run_baton("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out.rfind("baton 0.", 0), 0u) << r.out;
+  r = run_baton("export --help");
+  EXPECT_NE(r.out.find("usage: baton export CHECKPOINT_DIR --output FILE.safetensors"), std::string::npos) << r.out;
 }
 
 TEST(Cli, ModelsListsTheZoo) {
