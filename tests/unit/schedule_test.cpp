@@ -132,7 +132,8 @@ TEST(Builders, StaleAndPipeDreamForwardDelayIsStagesMinusOneMinusStage) {
 TEST(Builders, PipeDreamBackwardSeesItsForwardsWeightsAndStaleTheNewest) {
   for (Pipeline pipeline : {Pipeline::pipedream, Pipeline::stale}) {
     ScheduleConfig c = config(pipeline, 4, 1, 1, Averaging::sync, 12);
-    const Program& stage0 = build_programs(c)[0];
+    const std::vector<Program> programs = build_programs(c);  // kept alive: the loop reads into it
+    const Program& stage0 = programs[0];
     for (const Instruction& i : stage0.instructions) {
       if (const auto* b = std::get_if<BackwardData>(&i)) {
         const int64_t expected = pipeline == Pipeline::pipedream ? std::max<int64_t>(0, b->microbatch - 3) : b->microbatch;
@@ -144,7 +145,8 @@ TEST(Builders, PipeDreamBackwardSeesItsForwardsWeightsAndStaleTheNewest) {
 
 TEST(Builders, DelayedAveragingComputesOnWeightsOneUpdateOld) {
   ScheduleConfig c = config(Pipeline::none, 1, 2, 2, Averaging::delayed, 6);
-  for (const Instruction& i : build_programs(c)[1].instructions) {
+  const std::vector<Program> programs = build_programs(c);  // a range over a temporary's member would dangle
+  for (const Instruction& i : programs[1].instructions) {
     if (const auto* f = std::get_if<Forward>(&i)) {
       EXPECT_EQ(f->version, std::max<int64_t>(0, f->microbatch / 2 - 1)) << to_string(i);
     }
