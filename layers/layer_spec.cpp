@@ -107,7 +107,7 @@ Dims infer_output_dims(const LayerSpec& spec, const std::vector<Dims>& inputs) {
           },
           [&](const FlattenSpec&) {
             require_rank(in, 4, "flatten");
-            return Dims{in[0], in[1] * in[2] * in[3]};
+            return Dims{in[0], element_count({in[1], in[2], in[3]})};
           },
           [&](const AddSpec&) {
             BATON_CHECK(inputs[0] == inputs[1], "a residual add needs equal input dims but got "

@@ -53,6 +53,19 @@ std::vector<ModelTensor> model_tensors(const ModelSpec& model) {
   return tensors;
 }
 
+double training_bytes(const ModelSpec& model, int first, int last, int64_t batch, int slots) {
+  ModelShapes shapes = infer_shapes(model, 1);
+  double params = 0, activations = 0;
+  for (int i = first; i < last; ++i) {
+    params += double(param_count(model.nodes[size_t(i)].layer, shapes.inputs[size_t(i)]));
+    Dims out = shapes.outputs[size_t(i)];
+    if (out.size() == 4) out[1] = (out[1] + 15) / 16 * 16;  // blocked layouts (nChw16c) pad channels to 16
+    activations += double(element_count(out));
+  }
+  // Weights, gradient, momentum, average and the kernels' reordered copies; a value and its gradient.
+  return double(sizeof(float)) * (6 * params + 2 * activations * double(batch) * double(slots));
+}
+
 double training_flops_per_image(const ModelSpec& model) {
   ModelShapes shapes = infer_shapes(model, 1);
   double total = 0;

@@ -3,7 +3,11 @@
 
 #include <boost/program_options.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
+#include <map>
 #include <sstream>
 
 #include "baton/config.hpp"
@@ -13,6 +17,49 @@ namespace po = boost::program_options;
 
 namespace baton {
 namespace {
+
+// The most ranks a configuration may have: far beyond any cluster, small enough that products of
+// ranks, microbatches and steps stay within 64 bits.
+constexpr int64_t kMaxRanks = int64_t(1) << 20;
+
+// Boost.Program_options 1.74 fills an error's template by replacing each %placeholder% until none
+// is left, so an option name or value that itself holds one (--lr %value%, --x%canonical_option%)
+// loops for ever. This fills the same template, replacing each occurrence once.
+class OptionErrorText : po::error_with_option_name {
+ public:
+  static std::string of(const po::error& error) {
+    const auto* e = dynamic_cast<const po::error_with_option_name*>(&error);
+    if (e == nullptr) return error.what();  // a fixed text
+    std::map<std::string, std::string> values = e->*(&OptionErrorText::m_substitutions);
+    values["canonical_option"] = (e->*(&OptionErrorText::get_canonical_option_name))();
+    values["prefix"] = (e->*(&OptionErrorText::get_canonical_option_prefix))();
+    std::string text = e->m_error_template;
+    for (const auto& [name, fallback] : e->*(&OptionErrorText::m_substitution_defaults))  // Boost's own texts
+      if (values[name].empty()) text = replaced(text, fallback.first, fallback.second);
+    return filled(text, values);
+  }
+
+ private:
+  static std::string replaced(std::string text, const std::string& from, const std::string& to) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+      text.replace(at, from.size(), to);
+    return text;
+  }
+
+  // One pass over the template: what a placeholder is replaced with is not looked at again.
+  static std::string filled(const std::string& text, const std::map<std::string, std::string>& values) {
+    std::string out;
+    size_t at = 0;
+    for (size_t open; (open = text.find('%', at)) != std::string::npos;) {
+      const size_t close = text.find('%', open + 1);
+      if (close == std::string::npos) break;
+      auto value = values.find(text.substr(open + 1, close - open - 1));
+      out += text.substr(at, open - at) + (value != values.end() ? value->second : text.substr(open, close - open + 1));
+      at = close + 1;
+    }
+    return out + text.substr(at);
+  }
+};
 
 const char* kUsage =
     "usage: baton <command> [options]\n"
@@ -43,15 +90,47 @@ std::vector<int64_t> parse_list(const std::string& text, const std::string& flag
                      << text << "'");
     values.push_back(value);
   }
+  BATON_CHECK(!text.empty() && text.back() != (shape ? 'x' : ','),
+              flag << " expects numbers separated by " << (shape ? "'x' (e.g. 3x32x32)" : "',' (e.g. 5,8)") << ", not '"
+                   << text << "'");
+  if (shape) {
+    BATON_CHECK(values.size() == 3 && std::all_of(values.begin(), values.end(), [](int64_t v) { return v >= 1; }),
+                "--input-shape is channels x height x width, each at least 1 (e.g. 3x32x32), not '" << text << "'");
+  }
   return values;
 }
 
-po::options_description general_options(std::string& config_file, uint64_t& seed, int& threads, std::string& backend) {
+// A seed is a non-negative integer (Boost would read "-1" as 2^64 - 1).
+uint64_t parse_seed(const std::string& text) {
+  size_t used = 0;
+  unsigned long long value = 0;
+  const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  try {
+    if (digits) value = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  BATON_CHECK(digits && used == text.size(), "--seed takes a whole number from 0 to 18446744073709551615, not '"
+                                                  << text << "'");
+  return value;
+}
+
+// A number that must be finite and within [low, high] (high_open: < high).
+void check_range(double value, const std::string& flag, double low, double high, bool high_open, const std::string& why) {
+  BATON_CHECK(std::isfinite(value) && value >= low && (high_open ? value < high : value <= high),
+              flag << " must be " << why << ", not " << value);
+}
+
+po::options_description general_options(std::string& config_file, std::string& seed, int& threads, std::string& backend,
+                                        double& max_memory_gib) {
   po::options_description group("General");
   group.add_options()
       ("help,h", "print this help")
       ("config", po::value(&config_file), "read options from this INI file (key = value); the command line wins")
       ("seed", po::value(&seed)->default_value(seed), "seed of initial weights, shuffling and dropout")
+      ("max-memory", po::value(&max_memory_gib)->default_value(max_memory_gib),
+       "GiB the data, the model and its activations may claim in each process, checked before they are allocated "
+       "(0: 90% of this machine's or job's memory, shared by the ranks on it)")
       ("threads", po::value(&threads)->default_value(threads), "OpenMP threads for the kernels (0: all cores)")
       ("backend", po::value(&backend)->default_value(backend),
        "kernels: cpu (oneDNN) or reference (plain loops, slow, for checking)");
@@ -91,18 +170,56 @@ po::options_description parallel_options(ParallelConfig& p) {
 void check_parallel(const ParallelConfig& p) {
   BATON_CHECK(p.stages >= 1, "--stages must be at least 1, not " << p.stages);
   BATON_CHECK(p.replicas >= 1, "--replicas must be at least 1, not " << p.replicas);
+  BATON_CHECK(int64_t(p.stages) * p.replicas <= kMaxRanks, p.stages << " stages x " << p.replicas << " replicas make "
+                                                                   << int64_t(p.stages) * p.replicas
+                                                                   << " ranks, more than baton's " << kMaxRanks
+                                                                   << "; choose fewer stages or replicas");
   BATON_CHECK(p.microbatches >= 1, "--microbatches must be at least 1, not " << p.microbatches);
   BATON_CHECK(p.pipeline != "hybrid" || p.microbatches == 1,
               "hybrid updates after every microbatch while stale and then trains without pipelining, so it takes "
               "--microbatches 1; choose the microbatch with --batch-size");
-  BATON_CHECK(p.bucket_mb > 0, "--bucket-mb must be positive, not " << p.bucket_mb);
+  check_range(p.bucket_mb, "--bucket-mb", std::numeric_limits<double>::min(), 1e12, false, "a positive size");
   BATON_CHECK(p.partition_by == "flops" || p.partition_by == "time",
               "unknown --partition-by '" << p.partition_by << "'; choose flops or time");
   BATON_CHECK(p.progress == "poll" || p.progress == "thread",
               "unknown --progress '" << p.progress << "'; choose poll or thread");
-  BATON_CHECK(p.stall_timeout >= 0, "--stall-timeout must be 0 (never) or more seconds, not " << p.stall_timeout);
+  check_range(p.stall_timeout, "--stall-timeout", 0, 1e9, false, "0 (never) or more seconds");
   BATON_CHECK(p.staleness == "lr-scale" || p.staleness == "none",
               "unknown --staleness '" << p.staleness << "'; choose lr-scale or none");
+}
+
+void check_max_memory(double gib) {
+  check_range(gib, "--max-memory", 0, 1e9, false, "0 (90% of this machine's memory) or more GiB");
+}
+
+// Settings that would diverge or train backwards are refused before anything runs.
+void check_optimisation(const TrainConfig& c) {
+  constexpr double kMax = 1e30;
+  check_range(c.lr, "--lr", std::numeric_limits<double>::min(), kMax, false, "a positive number");
+  check_range(c.momentum, "--momentum", 0, 1, true, "at least 0 and below 1");
+  check_range(c.weight_decay, "--weight-decay", 0, kMax, false, "0 or more");
+  check_range(c.lr_gamma, "--lr-gamma", std::numeric_limits<double>::min(), kMax, false, "a positive factor");
+  check_range(c.warmup_epochs, "--warmup-epochs", 0, double(c.epochs), false,
+              "from 0 to --epochs (" + std::to_string(c.epochs) + ")");
+  for (int64_t milestone : c.lr_milestones)
+    BATON_CHECK(milestone >= 1 && milestone <= c.epochs,
+                "--lr-milestones are epochs from 1 to --epochs (" << c.epochs << "), not " << milestone);
+}
+
+void check_data(const TrainConfig& c, bool classes_given) {
+  BATON_CHECK(!classes_given || c.synthetic_classes >= 2,
+              "--classes must be at least 2, not " << c.synthetic_classes);
+  BATON_CHECK(c.synthetic_train >= 1, "--train-size must be at least 1, not " << c.synthetic_train);
+  BATON_CHECK(c.synthetic_test >= 1, "--test-size must be at least 1 (accuracy is measured on it), not "
+                                         << c.synthetic_test);
+}
+
+// stages x replicas x microbatches must fit the batch (and int), whatever the values.
+void check_split(const ParallelConfig& p, int64_t batch_size) {
+  const int64_t shares = int64_t(p.replicas) * int64_t(p.microbatches);
+  BATON_CHECK(shares <= batch_size, "--batch-size " << batch_size << " cannot be split into " << p.replicas
+                                                    << " replica(s) x " << p.microbatches
+                                                    << " microbatch(es); choose fewer or a larger batch");
 }
 
 void check_checkpoints(const TrainConfig& c) {
@@ -130,7 +247,7 @@ Parsed parse(const po::options_description& all, const std::vector<std::string>&
   try {
     po::store(po::command_line_parser(args).options(all).run(), parsed.vm);
   } catch (const po::error& e) {
-    BATON_FAIL(e.what() << help);
+    BATON_FAIL(OptionErrorText::of(e) << help);
   }
   if (parsed.vm.count("config")) {
     const std::string path = parsed.vm["config"].as<std::string>();
@@ -139,13 +256,13 @@ Parsed parse(const po::options_description& all, const std::vector<std::string>&
     try {
       po::store(po::parse_config_file<char>(path.c_str(), all), parsed.vm);
     } catch (const po::error& e) {
-      BATON_FAIL("the config file '" << path << "' is not valid: " << e.what() << help);
+      BATON_FAIL("the config file '" << path << "' is not valid: " << OptionErrorText::of(e) << help);
     }
   }
   try {
     po::notify(parsed.vm);
   } catch (const po::error& e) {
-    BATON_FAIL(e.what() << help);
+    BATON_FAIL(OptionErrorText::of(e) << help);
   }
   parsed.help = parsed.vm.count("help") > 0;
   return parsed;
@@ -223,7 +340,8 @@ Invocation parse_train(const std::vector<std::string>& args) {
        "start from the weights in this safetensors file (PyTorch names, e.g. a twin's state_dict()); ignored when "
        "--resume finds a checkpoint");
   po::options_description all("baton train: train a model\n\nusage: baton train [options]");
-  all.add(general_options(config_file, c.seed, c.threads, c.backend))
+  std::string seed = std::to_string(c.seed);
+  all.add(general_options(config_file, seed, c.threads, c.backend, c.max_memory_gib))
       .add(data)
       .add(optim)
       .add(parallel_options(c.parallel))
@@ -234,13 +352,21 @@ Invocation parse_train(const std::vector<std::string>& args) {
   if (parsed.help) return help_for(all);
   if (!shape.empty()) c.synthetic_dims = parse_list(shape, "--input-shape");
   if (!milestones.empty()) c.lr_milestones = parse_list(milestones, "--lr-milestones");
+  c.seed = parse_seed(seed);
   check_positive(c.epochs, "--epochs");
   check_positive(c.batch_size, "--batch-size");
-  BATON_CHECK(c.lr > 0, "--lr must be positive, not " << c.lr);
+  check_optimisation(c);
+  check_data(c, parsed.vm.count("classes") > 0);
   BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
+  check_max_memory(c.max_memory_gib);
   BATON_CHECK(shuffle == "on" || shuffle == "off", "--shuffle takes on or off, not '" << shuffle << "'");
   c.shuffle = shuffle == "on";
   check_parallel(c.parallel);
+  check_split(c.parallel, c.batch_size);
+  BATON_CHECK(c.parallel.hybrid_switch_epoch == -1 ||
+                  (c.parallel.hybrid_switch_epoch >= 1 && c.parallel.hybrid_switch_epoch <= c.epochs),
+              "--hybrid-switch-epoch is the first epoch trained without pipelining, from 1 to --epochs ("
+                  << c.epochs << "), not " << c.parallel.hybrid_switch_epoch);
   check_checkpoints(c);
   return inv;
 }
@@ -262,7 +388,7 @@ Invocation parse_export(const std::vector<std::string>& args) {
     po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    BATON_FAIL(e.what() << "; run 'baton export --help' for the options");
+    BATON_FAIL(OptionErrorText::of(e) << "; run 'baton export --help' for the options");
   }
   if (vm.count("help")) return help_for(shown);
   BATON_CHECK(!c.checkpoint_dir.empty(), "baton export needs the checkpoint folder: baton export DIR --output FILE");
@@ -286,6 +412,19 @@ Invocation parse_schedule(const std::vector<std::string>& args) {
   if (parsed.help) return help_for(all);
   check_positive(c.steps, "--steps");
   check_parallel(c.parallel);
+  // It prints every rank's program and a time x rank diagram, for people to read: 3200 stages took
+  // about 1 GB and 1024 stages 0.9 s and 120 MB, so larger ones are refused rather than left to swap.
+  constexpr int64_t kMaxShownRanks = 1024, kMaxShownMicrobatches = 1000000;
+  const int64_t ranks = int64_t(c.parallel.stages) * c.parallel.replicas;
+  BATON_CHECK(ranks <= kMaxShownRanks, "baton schedule prints every rank's program, and "
+                                           << ranks << " ranks are more than the " << kMaxShownRanks
+                                           << " it shows; choose fewer stages or replicas");
+  BATON_CHECK(c.steps <= kMaxShownMicrobatches / (ranks * c.parallel.microbatches),
+              "baton schedule prints every rank's program, and --steps " << c.steps << " x " << ranks << " ranks x "
+                                                                         << c.parallel.microbatches
+                                                                         << " microbatches is more than the "
+                                                                         << kMaxShownMicrobatches
+                                                                         << " it shows; choose fewer steps");
   return inv;
 }
 
@@ -306,9 +445,14 @@ Invocation parse_bench(const std::vector<std::string>& args) {
        "replica's steps without averaging (both under mpirun)");
   po::options_description all("baton bench: time whole training steps (forward, backward, update)\n\nusage: baton bench [options]");
   c.threads = 1;
-  all.add(general_options(config_file, c.seed, c.threads, c.backend)).add(run).add(parallel_options(c.parallel));
+  std::string seed = std::to_string(c.seed);
+  all.add(general_options(config_file, seed, c.threads, c.backend, c.max_memory_gib))
+      .add(run)
+      .add(parallel_options(c.parallel));
   Parsed parsed = parse(all, args, "bench");
   if (parsed.help) return help_for(all);
+  c.seed = parse_seed(seed);
+  check_max_memory(c.max_memory_gib);
   check_positive(c.batch_size, "--batch-size");
   check_positive(c.iterations, "--iterations");
   check_positive(c.repeats, "--repeats");
@@ -316,6 +460,7 @@ Invocation parse_bench(const std::vector<std::string>& args) {
   BATON_CHECK(c.measure == "step" || c.measure == "comm" || c.measure == "compute",
               "unknown --measure '" << c.measure << "'; choose step, comm or compute");
   check_parallel(c.parallel);
+  check_split(c.parallel, c.batch_size);
   BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
   return inv;
 }

@@ -55,6 +55,7 @@ struct TrainConfig {
   uint64_t seed = 1;
   int threads = 0;  // 0: OpenMP's default
   std::string backend = "cpu";
+  double max_memory_gib = 0;             // what data, model and activations may claim; 0: see memory_limit()
   std::string metrics;
   int64_t log_every = 0;                 // a step event every N updates; 0: none
   ParallelConfig parallel;
@@ -76,6 +77,7 @@ struct BenchConfig {
   int64_t repeats = 3;       // timed programs; the median is reported
   std::string measure = "step";  // step, comm (only the averaging), compute (replicas without averaging)
   std::string backend = "cpu";
+  double max_memory_gib = 0;
   uint64_t seed = 1;
   ParallelConfig parallel;
 };

@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "runtime/base/error.hpp"
@@ -16,6 +18,7 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_bytes) {
   if (keep_bytes >= 0 && std::filesystem::exists(path, error) &&
       int64_t(std::filesystem::file_size(path, error)) >= keep_bytes)
     std::filesystem::resize_file(path, uintmax_t(keep_bytes), error);
+  path_ = path;
   out_.open(path, keep_bytes < 0 ? std::ios::trunc : std::ios::app);
   BATON_CHECK(out_.is_open(), "cannot write the metrics file '" << path << "'; check that its folder exists and is writable");
 }
@@ -26,6 +29,8 @@ void MetricsLog::write(const nlohmann::json& event) {
   if (!enabled()) return;
   out_ << event.dump() << '\n';
   out_.flush();
+  BATON_CHECK(out_.good(), "could not write the metrics file '" << path_ << "': " << std::strerror(errno)
+                                                                << "; free some space or choose another --metrics");
 }
 
 bool stdout_is_terminal() { return isatty(STDOUT_FILENO) == 1; }

@@ -23,6 +23,7 @@ class MetricsLog {
   int64_t bytes();  // written so far
 
  private:
+  std::string path_;
   std::ofstream out_;
 };
 

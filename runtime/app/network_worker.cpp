@@ -2,6 +2,7 @@
 #include "runtime/app/network_worker.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "runtime/base/error.hpp"
 #include "runtime/base/rng.hpp"
@@ -96,6 +97,11 @@ int64_t NetworkWorker::forward(int64_t microbatch, int slot, int part) {
   if (net_.has_loss() && part + 1 == int(options_.parts.size())) {
     const double loss = net_.loss_sum(slot, net_.batch());
     const size_t update = size_t(microbatch / options_.microbatches);
+    BATON_CHECK(std::isfinite(loss), "training diverged: the loss of update "
+                                         << updates_before_ + int64_t(update) + 1 << " (epoch " << epoch_ << ") is "
+                                         << loss << " at learning rate "
+                                         << lr_scale_ * learning_rate(options_.schedule, updates_before_ + int64_t(update))
+                                         << "; lower --lr or --momentum, or add --warmup-epochs");
     loss_sum_ += loss;
     hits_ += net_.correct(slot, net_.batch());
     images_ += net_.batch();

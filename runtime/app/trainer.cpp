@@ -16,6 +16,7 @@
 #include "runtime/data/data_loader.hpp"
 #include "runtime/data/dataset.hpp"
 #include "runtime/base/error.hpp"
+#include "runtime/base/memory.hpp"
 #include "runtime/app/metrics.hpp"
 #include <mpi.h>
 
@@ -45,6 +46,18 @@ layers::Backend parse_backend(const std::string& name) {
   BATON_FAIL("unknown backend '" << name << "'; choose cpu or reference");
 }
 
+// --max-memory in bytes: the GiB given, or 90 % of what this machine (or job) may use, shared by
+// the MPI ranks on it, each of which loads its own data and model.
+int64_t memory_limit(double gib) {
+  if (gib > 0) return int64_t(std::min(gib * double(int64_t(1) << 30), 9e18));
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int ranks_here = 1;
+  MPI_Comm_size(node, &ranks_here);
+  MPI_Comm_free(&node);
+  return int64_t(0.9 * double(usable_memory_bytes()) / ranks_here);
+}
+
 DataOptions data_options(const TrainConfig& c, const layers::ZooEntry& model) {
   DataOptions o;
   o.name = c.dataset;
@@ -54,6 +67,7 @@ DataOptions data_options(const TrainConfig& c, const layers::ZooEntry& model) {
   o.synthetic_train = c.synthetic_train;
   o.synthetic_test = c.synthetic_test;
   o.seed = c.seed;
+  o.max_bytes = memory_limit(c.max_memory_gib);
   return o;
 }
 
@@ -72,7 +86,9 @@ LrSchedule schedule_for(const TrainConfig& c, int64_t steps_per_epoch) {
   s.base = c.lr;
   s.shape = parse_lr_shape(c.lr_schedule);
   s.warmup_steps = int64_t(c.warmup_epochs * double(steps_per_epoch));
-  s.total_steps = c.epochs * steps_per_epoch;
+  BATON_CHECK(!__builtin_mul_overflow(c.epochs, steps_per_epoch, &s.total_steps),
+              "--epochs " << c.epochs << " of " << steps_per_epoch << " updates each overflow the update counter; "
+                          << "choose fewer epochs");
   for (int64_t epoch : c.lr_milestones) s.milestones.push_back(epoch * steps_per_epoch);
   s.gamma = c.lr_gamma;
   return s;
@@ -184,6 +200,38 @@ std::vector<layers::NodeCost> balancing_costs(const layers::ModelSpec& model, co
   return costs;
 }
 
+double gib(double bytes) { return bytes / double(int64_t(1) << 30); }
+
+// Refuses, before it is allocated, what would claim more than `limit` bytes in this process.
+void check_memory(double bytes, int64_t limit, const std::string& what, const std::string& fix) {
+  BATON_CHECK(bytes <= double(limit), std::fixed << std::setprecision(2) << what << " needs about " << gib(bytes)
+                                                 << " GiB here, more than --max-memory " << gib(double(limit))
+                                                 << " GiB; " << fix << ", or raise --max-memory");
+}
+
+// The run plan, once the memory it implies for this process's ranks (all of them in one process,
+// else this MPI rank's stage) fits the limit together with `data_bytes` already held.
+RunPlan plan_within_memory(const layers::ModelSpec& model, const ParallelConfig& p, int64_t batch_size, int64_t epochs,
+                           const layers::NetworkOptions& network, int64_t limit, double data_bytes) {
+  const int nodes = int(model.nodes.size());
+  const std::string what = "training " + model.name + " in microbatches of " + std::to_string(network.batch) + " images";
+  const std::string fix = "lower --batch-size or spread the model over more stages";
+  if (p.partition_by == "time" && p.stages > 1 && p.partition.empty())  // it times the whole model first
+    check_memory(data_bytes + layers::training_bytes(model, 0, nodes, network.batch, 1), limit, what, fix);
+  RunPlan plan = plan_run(model, p, batch_size, epochs, balancing_costs(model, p, network));
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const bool here = runs_here(p);
+  double bytes = data_bytes;
+  for (int r = here ? 0 : rank; r < (here ? p.stages * p.replicas : rank + 1); ++r) {
+    const int stage = r % p.stages;
+    auto [first, last] = plan.stages[size_t(stage)];
+    bytes += layers::training_bytes(model, first, last, plan.microbatch, plan.slots[size_t(stage)]);
+  }
+  check_memory(bytes, limit, what, fix);
+  return plan;
+}
+
 // The run of this configuration; `topology` keeps the MPI grid of a distributed run alive.
 std::unique_ptr<Run> start_run(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& p,
                                const WorkerOptions& common, MinibatchSource* source,
@@ -254,7 +302,8 @@ class Training {
         model_(model_for(c.model, data_.train, c.dataset)),
         network_{parse_backend(c.backend), std::max<int64_t>(1, c.batch_size / (p_.replicas * p_.microbatches)), 1,
                  c.seed},
-        plan_(plan_run(model_, p_, c.batch_size, c.epochs, balancing_costs(model_, p_, network_))),
+        plan_(plan_within_memory(model_, p_, c.batch_size, c.epochs, network_, memory_limit(c.max_memory_gib),
+                                 double(data_.train.images.size() + data_.test.images.size()) * sizeof(float))),
         norm_(channel_statistics(data_.train)),
         train_loader_(data_.train, norm_, c.batch_size, c.shuffle, true, c.seed),
         test_loader_(data_.test, norm_, plan_.microbatch, false, false, c.seed),
@@ -271,6 +320,10 @@ class Training {
   }
 
   TrainingOutcome run() {
+    if (p_.dp == "delayed" && p_.replicas == 1 && reports()) {
+      std::fprintf(stderr, "baton: warning: --dp delayed with one replica averages nothing but still applies each "
+                           "gradient one update late; pass --replicas 2 or more to average\n");
+    }
     if (checkpoints_) checkpoints_->prepare(run_->collectives());
     const std::optional<std::string> resumed = resume();
     if (!resumed && !c_.init_from.empty()) load_initial_weights(*run_, model_, c_.init_from);
@@ -303,7 +356,7 @@ class Training {
       Timeline timeline;
       const bool traced = !traced_ && !p_.timeline.empty();
       const Clock::time_point segment_start = Clock::now();
-      SegmentResult result = run_->train_segment(segment, traced ? &timeline : nullptr);
+      SegmentResult result = train_segment(segment, traced ? &timeline : nullptr);
       if (traced && reports()) timeline.write(p_.timeline);
       traced_ = traced_ || traced;
       totals.add(result.totals);
@@ -316,6 +369,17 @@ class Training {
     }
     bar.clear();
     return totals;
+  }
+
+  // An error while training leaves every checkpoint as it was: the message says where they are.
+  SegmentResult train_segment(const Segment& segment, Timeline* timeline) {
+    try {
+      return run_->train_segment(segment, timeline);
+    } catch (const Error& e) {
+      if (!checkpoints_) throw;
+      throw e.with_context("", "; the checkpoints in '" + checkpoints_->path() + "' are intact (--resume continues "
+                               "from the newest)");
+    }
   }
 
   // The end of the segment that starts at update `first` of `epoch`: the next multiple of
@@ -505,8 +569,8 @@ class RepeatedSource final : public MinibatchSource {
   Batch batch_;
 };
 
-Batch synthetic_batch(const layers::ZooEntry& entry, int64_t batch_size, uint64_t seed) {
-  Dataset data = make_synthetic(entry.natural_input, entry.natural_classes, batch_size, seed, "synthetic");
+Batch synthetic_batch(const layers::ZooEntry& entry, int64_t batch_size, uint64_t seed, int64_t max_bytes) {
+  Dataset data = make_synthetic(entry.natural_input, entry.natural_classes, batch_size, seed, "synthetic", 0, max_bytes);
   Batch batch;
   batch.images = std::move(data.images);
   batch.labels = std::move(data.labels);
@@ -543,8 +607,10 @@ nlohmann::json run_bench(const BenchConfig& c) {
   layers::ModelSpec model = layers::build_model(c.model, entry.natural_input, entry.natural_classes);
   const layers::NetworkOptions network{parse_backend(c.backend),
                                        std::max<int64_t>(1, c.batch_size / (p.replicas * p.microbatches)), 1, c.seed};
-  RunPlan plan = plan_run(model, p, c.batch_size, 1, balancing_costs(model, p, network));
-  RepeatedSource source(synthetic_batch(entry, c.batch_size, c.seed));
+  const double batch_bytes = double(c.batch_size) * double(element_count(entry.natural_input)) * sizeof(float);
+  const int64_t limit = memory_limit(c.max_memory_gib);
+  RunPlan plan = plan_within_memory(model, p, c.batch_size, 1, network, limit, batch_bytes);
+  RepeatedSource source(synthetic_batch(entry, c.batch_size, c.seed, limit));
   WorkerOptions common;
   common.network = network;
   common.sgd = SgdOptions{0.9f, 5e-4f, false};

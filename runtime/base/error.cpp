@@ -2,6 +2,7 @@
 #include "runtime/base/error.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 
 namespace baton {
@@ -13,6 +14,23 @@ std::string short_location(const char* file, int line) {
   std::ostringstream location;
   location << (slash ? slash + 1 : file) << ":" << line;
   return location.str();
+}
+
+// A message quotes what the user gave, which may hold a newline or other control characters:
+// they are written as escapes, so that the report stays one line.
+std::string one_line(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
+    else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      out += escaped;
+    }
+  }
+  return out;
 }
 }  // namespace
 
@@ -33,7 +51,7 @@ std::string describe(const Error& error) {
   std::ostringstream line;
   line << "baton";
   if (error_rank() >= 0) line << " (rank " << error_rank() << ")";
-  line << ": " << error.message() << " [" << error.location() << "]";
+  line << ": " << one_line(error.message()) << " [" << error.location() << "]";
   return line.str();
 }
 

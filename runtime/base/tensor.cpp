@@ -13,7 +13,9 @@ namespace baton {
 
 int64_t element_count(const Dims& dims) {
   int64_t count = 1;
-  for (int64_t d : dims) count *= d;
+  for (int64_t d : dims)
+    BATON_CHECK(!__builtin_mul_overflow(count, d, &count),
+                "a tensor of " << to_string(dims) << " elements has more than 2^63 of them");
   return count;
 }
 

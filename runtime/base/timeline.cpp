@@ -1,6 +1,8 @@
 // Implementation of the Chrome-trace writer (Trace Event Format, complete "X" events).
 #include "runtime/base/timeline.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -48,6 +50,9 @@ void Timeline::write(const std::string& path) const {
   std::ofstream out(path);
   BATON_CHECK(out.is_open(), "cannot write the timeline '" << path << "'; check that its folder exists and is writable");
   out << nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() << "\n";
+  out.flush();
+  BATON_CHECK(out.good(), "could not write the timeline '" << path << "': " << std::strerror(errno)
+                                                           << "; free some space or choose another --timeline");
 }
 
 }  // namespace baton
