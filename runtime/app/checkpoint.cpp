@@ -337,7 +337,8 @@ nlohmann::json read_manifest(const std::string& checkpoint) {
   BATON_CHECK(in.is_open(), "'" << checkpoint << "' has no manifest.json, so it is not a complete checkpoint");
   nlohmann::json manifest = nlohmann::json::parse(in, nullptr, false);
   BATON_CHECK(!manifest.is_discarded() && manifest.is_object(), "'" << path << "' is not valid JSON (truncated?)");
-  BATON_CHECK(manifest.value("format", "") == kFormat && manifest.value("version", 0) == kVersion,
+  BATON_CHECK(manifest.contains("format") && manifest["format"] == kFormat && manifest.contains("version") &&
+                  manifest["version"] == kVersion,
               "'" << path << "' is not a version-" << kVersion << " baton checkpoint manifest");
   return manifest;
 }

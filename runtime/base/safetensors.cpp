@@ -181,8 +181,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       const std::string dtype = value.at("dtype").get<std::string>();
       BATON_CHECK(dtype == "F32" || dtype == "I64",
                   corrupt << "tensor '" << name << "' is " << dtype << "; baton reads F32 and I64 tensors");
-      SafetensorsEntry entry{dtype == "F32" ? DType::f32 : DType::i64, value.at("shape").get<std::vector<int64_t>>(),
-                             value.at("data_offsets").at(0).get<size_t>(), value.at("data_offsets").at(1).get<size_t>()};
+      const nlohmann::json &shape = value.at("shape"), &offsets = value.at("data_offsets");
+      auto whole_numbers = [](const nlohmann::json& list) {  // a float such as 1e20 would not convert
+        return list.is_array() && std::all_of(list.begin(), list.end(), [](const auto& v) { return v.is_number_integer(); });
+      };
+      BATON_CHECK(whole_numbers(shape) && whole_numbers(offsets) && offsets.size() == 2,
+                  corrupt << "tensor '" << name << "' has a shape or data_offsets that are not whole numbers");
+      SafetensorsEntry entry{dtype == "F32" ? DType::f32 : DType::i64, shape.get<std::vector<int64_t>>(),
+                             offsets[0].get<size_t>(), offsets[1].get<size_t>()};
       for (int64_t d : entry.shape) BATON_CHECK(d >= 0, corrupt << "tensor '" << name << "' has a negative dimension");
       BATON_CHECK(entry.begin <= entry.end && entry.end <= data_size,
                   corrupt << "tensor '" << name << "' lies outside the file's " << data_size << " data bytes (truncated?)");
@@ -215,7 +221,7 @@ void SafetensorsFile::read_bytes(const std::string& name, DType dtype, void* out
                                            << dtype_name(dtype));
   BATON_CHECK(e.end - e.begin == size, "tensor '" << name << "' of '" << path_ << "' has " << (e.end - e.begin) / size_of(dtype)
                                                   << " values, not " << size / size_of(dtype));
-  std::memcpy(out, bytes_.data() + data_start_ + e.begin, size);
+  if (size > 0) std::memcpy(out, bytes_.data() + data_start_ + e.begin, size);
 }
 
 void SafetensorsFile::read(const std::string& name, std::span<float> out) const {

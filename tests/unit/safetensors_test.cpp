@@ -114,6 +114,24 @@ TEST_F(Safetensors, CorruptFilesAreOneClearError) {
   EXPECT_NE(error_of(path("missing.safetensors")).find("does not exist"), std::string::npos);
 }
 
+// Found by fuzz_safetensors: a shape entry written as a number too large for int64 (nlohmann's
+// conversion was undefined behaviour), and a zero-element tensor read into an empty span.
+TEST_F(Safetensors, FuzzFindingsStayFixed) {
+  const std::string header = R"({"e":{"dtype":"F32","shape":[0,92233720368547758070,0],"data_offsets":[0,0]}})";
+  std::string bytes(8, '\0');
+  bytes[0] = char(header.size());
+  std::ofstream(path("float_shape.safetensors"), std::ios::binary) << bytes << header;
+  const std::string message = error_of(path("float_shape.safetensors"));
+  std::printf("  %s\n", message.c_str());
+  EXPECT_NE(message.find("not whole numbers"), std::string::npos) << message;
+
+  SafetensorsWriter writer;
+  writer.add("empty", std::span<const float>(), {0, 3});
+  writer.write(path("empty.safetensors"));
+  SafetensorsFile file(path("empty.safetensors"));
+  EXPECT_NO_THROW(file.read("empty", std::span<float>()));
+}
+
 TEST_F(Safetensors, AFailedWriteLeavesNoFileBehind) {
   std::vector<float> values(16, 1.0f);
   SafetensorsWriter writer;
