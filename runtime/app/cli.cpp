@@ -157,7 +157,10 @@ po::options_description parallel_options(ParallelConfig& p) {
        "hybrid: the first epoch (1-based) trained without pipelining; default: half of the epochs + 1")
       ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
       ("staleness", po::value(&p.staleness)->default_value(p.staleness),
-       "stale and pipedream: lr-scale (a stage with forward delay d learns at lr / (1 + d)) or none")
+       "what a stage whose weights are d updates behind does about it: auto (stale, pipedream: lr-scale; delayed "
+       "averaging: momentum,predict), none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / (1 + d)), "
+       "predict (passes use W - d * lr * velocity) and dc (g + lambda * g * g * (W_now - W_then), delayed averaging)")
+      ("dc-lambda", po::value(&p.dc_lambda)->default_value(p.dc_lambda), "lambda of --staleness dc")
       ("emulate", po::bool_switch(&p.emulate), "run every stage and replica in this one process")
       ("progress", po::value(&p.progress)->default_value(p.progress),
        "MPI progress: thread (a communication thread) or poll (the compute thread tests requests between layers)")
@@ -184,8 +187,11 @@ void check_parallel(const ParallelConfig& p) {
   BATON_CHECK(p.progress == "poll" || p.progress == "thread",
               "unknown --progress '" << p.progress << "'; choose poll or thread");
   check_range(p.stall_timeout, "--stall-timeout", 0, 1e9, false, "0 (never) or more seconds");
-  BATON_CHECK(p.staleness == "lr-scale" || p.staleness == "none",
-              "unknown --staleness '" << p.staleness << "'; choose lr-scale or none");
+  const std::optional<Mitigations> mitigations = parse_mitigations(p.staleness);
+  BATON_CHECK(!mitigations || !mitigations->dc || p.dp == "delayed",
+              "--staleness dc compensates delayed averaging's one-update delay; pass --dp delayed, or choose "
+              "lr-scale, momentum or predict for a pipeline");
+  check_range(p.dc_lambda, "--dc-lambda", 0, 1e6, false, "0 or more");
 }
 
 void check_max_memory(double gib) {
@@ -322,7 +328,9 @@ Invocation parse_train(const std::vector<std::string>& args) {
   output.add_options()
       ("metrics", po::value(&c.metrics), "write JSON lines (one per event) to this file")
       ("log-every", po::value(&c.log_every)->default_value(c.log_every),
-       "with --metrics: a step event (epoch, update, loss, lr, images_per_sec) every N updates; 0: none");
+       "a step event (epoch, update, loss, lr, images_per_sec) every N updates; 0: none (1 with --tensorboard)")
+      ("tensorboard", po::value(&c.tensorboard),
+       "also write the step and epoch events as TensorBoard scalars into this folder (tensorboard --logdir DIR)");
   po::options_description checkpoints("Checkpoints");
   checkpoints.add_options()
       ("checkpoint-dir", po::value(&c.checkpoint_dir),
@@ -368,6 +376,7 @@ Invocation parse_train(const std::vector<std::string>& args) {
               "--hybrid-switch-epoch is the first epoch trained without pipelining, from 1 to --epochs ("
                   << c.epochs << "), not " << c.parallel.hybrid_switch_epoch);
   check_checkpoints(c);
+  if (!c.tensorboard.empty() && parsed.vm["log-every"].defaulted()) c.log_every = 1;
   return inv;
 }
 
@@ -466,6 +475,22 @@ Invocation parse_bench(const std::vector<std::string>& args) {
 }
 
 }  // namespace
+
+std::optional<Mitigations> parse_mitigations(const std::string& list) {
+  if (list == "auto") return std::nullopt;
+  Mitigations m;
+  if (list == "none") return m;
+  std::stringstream names(list);
+  for (std::string name; std::getline(names, name, ',');) {
+    bool* chosen = name == "lr-scale" ? &m.lr_scale : name == "momentum" ? &m.momentum
+                 : name == "predict"  ? &m.predict  : name == "dc"       ? &m.dc : nullptr;
+    BATON_CHECK(chosen != nullptr, "unknown --staleness '" << name << "'; choose auto, none, or a comma-separated list "
+                                                              "of lr-scale, momentum, predict and dc");
+    *chosen = true;
+  }
+  BATON_CHECK(!list.empty() && list.back() != ',', "--staleness lists mitigations separated by ',', not '" << list << "'");
+  return m;
+}
 
 Invocation parse_command_line(int argc, const char* const argv[]) {
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,11 +26,22 @@ struct ParallelConfig {
   bool emulate = false;
   int64_t hybrid_switch_epoch = -1;      // hybrid: first gpipe epoch; -1: half of the epochs
   double bucket_mb = 25;                 // gradient bucket size for overlap and sharded averaging
-  std::string staleness = "lr-scale";    // stale, pipedream: stage s learns at lr / (1 + its delay); or "none"
+  std::string staleness = "auto";        // mitigations of weight delay: auto, none, or a list (Mitigations)
+  double dc_lambda = 0.04;               // dc: lambda of the delay compensation
   std::string timeline;                  // Chrome-trace file of the first epoch
   std::string progress = "thread";       // MPI progress: a communication thread, or poll (between layers)
   double stall_timeout = 60;             // seconds without any progress before the stall report; 0: never
 };
+
+// Staleness mitigations, each applied to the stages whose schedule delays their weights (README,
+// "Staleness mitigations"). --staleness names them: "none", "auto" (the mode's default), or a
+// comma-separated list of lr-scale, momentum, predict and dc.
+struct Mitigations {
+  bool lr_scale = false, momentum = false, predict = false, dc = false;
+  bool operator==(const Mitigations&) const = default;
+};
+// The list's mitigations; nullopt for "auto". A name it does not know is an error naming it.
+std::optional<Mitigations> parse_mitigations(const std::string& list);
 
 struct TrainConfig {
   // model and data
@@ -58,6 +70,7 @@ struct TrainConfig {
   double max_memory_gib = 0;             // what data, model and activations may claim; 0: see memory_limit()
   std::string metrics;
   int64_t log_every = 0;                 // a step event every N updates; 0: none
+  std::string tensorboard;               // a folder for TensorBoard event files; "" for none
   ParallelConfig parallel;
   // checkpoints
   std::string checkpoint_dir;

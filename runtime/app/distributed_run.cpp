@@ -56,7 +56,7 @@ DistributedRun::DistributedRun(const layers::ModelSpec& model, const RunPlan& pl
 SegmentResult DistributedRun::train_segment(const Segment& segment, Timeline* timeline) {
   EpochSchedule schedule = schedule_epoch(plan_, parallel_, segment.epoch, segment.epochs, segment.updates);
   const Program& program = schedule.programs[size_t(topology_.rank())];
-  worker_->begin_segment(segment, schedule.lr_scales[size_t(program.stage)]);
+  worker_->begin_segment(segment, schedule.staleness[size_t(program.stage)]);
   link_->begin_program(program);
   Timeline local;
   MPI_Barrier(topology_.world());  // the executors' clocks start together

@@ -30,7 +30,7 @@ SegmentResult LocalRun::train_segment(const Segment& segment, Timeline* timeline
   const std::vector<Program>& programs = schedule.programs;
   std::vector<Executor> executors;
   for (size_t r = 0; r < workers_.size(); ++r) {
-    workers_[r]->begin_segment(segment, schedule.lr_scales[size_t(programs[r].stage)]);
+    workers_[r]->begin_segment(segment, schedule.staleness[size_t(programs[r].stage)]);
     executors.emplace_back(programs[r], *workers_[r], hub_.link(int(r)), hub_.averager(int(r)), timeline);
     if (timeline) {
       timeline->name_row(int(r), "rank " + std::to_string(r) + ": stage " + std::to_string(programs[r].stage) +

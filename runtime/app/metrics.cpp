@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -23,10 +24,30 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_bytes) {
   BATON_CHECK(out_.is_open(), "cannot write the metrics file '" << path << "'; check that its folder exists and is writable");
 }
 
-int64_t MetricsLog::bytes() { return enabled() ? int64_t(out_.tellp()) : 0; }
+int64_t MetricsLog::bytes() { return out_.is_open() ? int64_t(out_.tellp()) : 0; }
+
+void MetricsLog::mirror_to_tensorboard(const std::string& dir) {
+  if (!dir.empty()) tensorboard_ = std::make_unique<TensorBoardWriter>(dir);
+}
+
+void MetricsLog::write_scalars(const nlohmann::json& event) {
+  const std::string kind = event.at("event").get<std::string>();
+  if ((kind != "step" && kind != "epoch") || !event.contains("update")) return;
+  const int64_t step = event.at("update").get<int64_t>();
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& [field, value] : event.items()) {
+    if (field == "update" || field == "epoch") continue;
+    if (value.is_number()) tensorboard_->scalar(kind + "/" + field, step, value.get<double>(), now);
+    if (!value.is_array()) continue;
+    for (size_t i = 0; i < value.size(); ++i)
+      if (value[i].is_number()) tensorboard_->scalar(kind + "/" + field + "/" + std::to_string(i), step, value[i].get<double>(), now);
+  }
+  tensorboard_->flush();
+}
 
 void MetricsLog::write(const nlohmann::json& event) {
-  if (!enabled()) return;
+  if (tensorboard_) write_scalars(event);
+  if (!out_.is_open()) return;
   out_ << event.dump() << '\n';
   out_.flush();
   BATON_CHECK(out_.good(), "could not write the metrics file '" << path_ << "': " << std::strerror(errno)

@@ -1,13 +1,17 @@
-// Run reporting: a JSON-lines metrics file (one object per event, each with an "event" field)
-// and a one-line progress bar that rank 0 draws only when stdout is a terminal.
+// Run reporting: a JSON-lines metrics file (one object per event, each with an "event" field),
+// optionally mirrored as TensorBoard scalars, and a one-line progress bar that rank 0 draws only
+// when stdout is a terminal.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "runtime/app/tensorboard.hpp"
 
 namespace baton {
 
@@ -18,13 +22,19 @@ class MetricsLog {
   // keep_bytes bytes (what it held at a checkpoint, so a resumed run logs nothing twice) and
   // appended to.
   explicit MetricsLog(const std::string& path, int64_t keep_bytes = -1);
+  // Step and epoch events also become TensorBoard scalars in `dir`: each number of the event is
+  // the curve "<event>/<field>" (arrays: "<event>/<field>/<index>") at step = its "update".
+  void mirror_to_tensorboard(const std::string& dir);
   void write(const nlohmann::json& event);  // flushed at once, so a crash loses nothing
-  bool enabled() const { return out_.is_open(); }
+  bool enabled() const { return out_.is_open() || tensorboard_; }
   int64_t bytes();  // written so far
 
  private:
+  void write_scalars(const nlohmann::json& event);
+
   std::string path_;
   std::ofstream out_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
 
 bool stdout_is_terminal();

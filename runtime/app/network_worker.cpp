@@ -41,20 +41,25 @@ NetworkWorker::NetworkWorker(const layers::ModelSpec& model, int first, int last
                              MinibatchSource* data)
     : net_(model, first, last, options.network), options_(options), data_(data),
       sgd_(size_t(net_.param_count()), options.sgd), averaged_(size_t(net_.param_count()), 0.0f),
-      versions_(options.parts.size(), 0) {
+      versions_(options.parts.size(), 0), prediction_of_(options.parts.size()),
+      forward_predicted_(options.parts.size(), false) {
   // Each replica's gradient is the mean over its share of the minibatch; averaging over replicas
   // then gives the mean over the whole minibatch.
   const int64_t share = options.network.batch * options.microbatches;
   loss_scale_ = 1.0f / float(share);
 }
 
-void NetworkWorker::begin_segment(const Segment& segment, float lr_scale) {
+void NetworkWorker::begin_segment(const Segment& segment, const StageStaleness& staleness) {
   epoch_ = segment.epoch;
   first_update_ = segment.first;
   updates_before_ = segment.updates_before;
-  lr_scale_ = lr_scale;
+  staleness_ = staleness;
+  sgd_.set_momentum(std::max(0.0f, options_.sgd.momentum - staleness.momentum_cut));
+  if (staleness.predict) predicted_.resize(net_.weights().size());
+  std::fill(prediction_of_.begin(), prediction_of_.end(), std::tuple<uint64_t, int64_t, float>{});
   std::fill(versions_.begin(), versions_.end(), 0);
   stashes_.clear();
+  evaluated_at_.clear();
   loss_sum_ = 0;
   hits_ = images_ = 0;
   update_loss_sums_.assign(size_t(segment.updates), 0.0);
@@ -91,16 +96,58 @@ void NetworkWorker::load_batch(int64_t microbatch, int slot) {
   data_->done_with(first_update_ + update);
 }
 
+float NetworkWorker::lr_of(int64_t update) const {
+  return staleness_.lr_scale * learning_rate(options_.schedule, updates_before_ + update);
+}
+
+layers::ParamsView NetworkWorker::pass_weights(int64_t microbatch, int part) {
+  const int64_t update = microbatch / options_.microbatches, delay = update - versions_[size_t(part)];
+  if (!staleness_.predict || delay <= 0) return {net_.weights().data(), generation_};
+  const float lr = lr_of(update);
+  auto& made_of = prediction_of_[size_t(part)];
+  if (made_of != std::tuple{generation_, delay, lr}) {
+    const float step = float(delay) * lr;
+    std::span<const float> w = weights(part), v = momentum(part);
+    std::span<float> p = part_of(predicted_, part);
+    for (size_t i = 0; i < p.size(); ++i) p[i] = w[i] - step * v[i];
+    made_of = {generation_, delay, lr};
+    predicted_generation_ = next_generation_++;
+  }
+  return {predicted_.data(), predicted_generation_};
+}
+
+// dc: the weights update u's gradient is computed at, kept until the update is applied.
+void NetworkWorker::keep_evaluation_point(int64_t update, int part, const float* weights) {
+  std::vector<float>& kept = evaluated_at_[update];
+  kept.resize(net_.weights().size());
+  auto [begin, end] = net_.param_range(options_.parts[size_t(part)]);
+  std::copy(weights + begin, weights + end, kept.begin() + begin);
+}
+
+// dc (DC-ASGD): g + lambda * g * g * (W_now - W_then) on elements [begin, end) of the stage.
+void NetworkWorker::compensate_delay(int64_t update, int part, std::span<float> grads, size_t begin, size_t end) {
+  auto then = evaluated_at_.find(update);
+  BATON_CHECK(then != evaluated_at_.end(), "no evaluation point was kept for update " << update);
+  const float lambda = staleness_.dc_lambda;
+  const float* w = net_.weights().data();
+  const float* w_then = then->second.data();
+  for (size_t i = begin; i < end; ++i) grads[i] += lambda * grads[i] * grads[i] * (w[i] - w_then[i]);
+  if (part + 1 == parts()) evaluated_at_.erase(then);
+}
+
 int64_t NetworkWorker::forward(int64_t microbatch, int slot, int part) {
-  net_.forward(slot, layers::Phase::train, random_key(microbatch), layers::ParamsView{net_.weights().data(), generation_},
-               options_.parts[size_t(part)]);
+  const layers::ParamsView weights = pass_weights(microbatch, part);
+  forward_predicted_[size_t(part)] = weights.data != net_.weights().data();
+  if (staleness_.dc_lambda > 0 && microbatch % options_.microbatches == 0)
+    keep_evaluation_point(microbatch / options_.microbatches, part, weights.data);
+  net_.forward(slot, layers::Phase::train, random_key(microbatch), weights, options_.parts[size_t(part)]);
   if (net_.has_loss() && part + 1 == int(options_.parts.size())) {
     const double loss = net_.loss_sum(slot, net_.batch());
     const size_t update = size_t(microbatch / options_.microbatches);
     BATON_CHECK(std::isfinite(loss), "training diverged: the loss of update "
                                          << updates_before_ + int64_t(update) + 1 << " (epoch " << epoch_ << ") is "
                                          << loss << " at learning rate "
-                                         << lr_scale_ * learning_rate(options_.schedule, updates_before_ + int64_t(update))
+                                         << lr_of(int64_t(update))
                                          << "; lower --lr or --momentum, or add --warmup-epochs");
     loss_sum_ += loss;
     hits_ += net_.correct(slot, net_.batch());
@@ -114,7 +161,7 @@ int64_t NetworkWorker::forward(int64_t microbatch, int slot, int part) {
 
 int64_t NetworkWorker::backward_data(int64_t microbatch, int slot, int part) {
   auto stash = stashes_.find(microbatch);
-  layers::ParamsView weights{net_.weights().data(), generation_};
+  layers::ParamsView weights = pass_weights(microbatch, part);
   int64_t version = versions_[size_t(part)];
   if (stash != stashes_.end()) {
     weights = {stash->second.weights.data(), stash->second.generation};
@@ -129,8 +176,15 @@ void NetworkWorker::backward_weights(int64_t /*microbatch*/, int slot, int part)
   net_.backward_weights(slot, net_.grads().data(), options_.parts[size_t(part)]);
 }
 
+// The weights the microbatch's forward used, part by part (predicted ones where it predicted).
 void NetworkWorker::stash_weights(int64_t microbatch) {
-  stashes_[microbatch] = Stash{{net_.weights().begin(), net_.weights().end()}, versions_, next_generation_++};
+  Stash stash{{net_.weights().begin(), net_.weights().end()}, versions_, next_generation_++};
+  for (int part = 0; part < parts(); ++part) {
+    if (!forward_predicted_[size_t(part)]) continue;
+    std::span<const float> predicted = part_of(predicted_, part);
+    std::copy(predicted.begin(), predicted.end(), part_of(stash.weights, part).begin());
+  }
+  stashes_[microbatch] = std::move(stash);
 }
 
 std::vector<std::span<const float>> NetworkWorker::outgoing(Direction direction, int slot) {
@@ -175,9 +229,9 @@ std::span<float> NetworkWorker::weights(int part) { return part_of(net_.weights(
 
 void NetworkWorker::optimizer_step(int64_t update, int part, bool averaged, size_t begin, size_t end) {
   const size_t offset = size_t(net_.param_range(options_.parts[size_t(part)]).first);
-  std::span<const float> grads = averaged ? std::span<const float>(averaged_) : std::span<const float>(net_.grads());
-  const float lr = lr_scale_ * learning_rate(options_.schedule, updates_before_ + update);
-  sgd_.step(net_.weights(), grads, lr, offset + begin, offset + end);
+  std::span<float> grads = averaged ? std::span<float>(averaged_) : net_.grads();
+  if (staleness_.dc_lambda > 0) compensate_delay(update, part, grads, offset + begin, offset + end);
+  sgd_.step(net_.weights(), grads, lr_of(update), offset + begin, offset + end);
   if (!averaged) clear_gradient(part);
   ++versions_[size_t(part)];
   weights_changed(part);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "layers/network.hpp"
@@ -54,6 +55,16 @@ struct Segment {
   int64_t updates_before = 0;     // of the whole run before this segment: the LR schedule's position
 };
 
+// What a stage does about the weight delay of its schedule (README, "Staleness mitigations"). A pass
+// of update u that sees weight version v is d = u - v updates behind.
+struct StageStaleness {
+  int64_t delay = 0;      // the stage's largest forward delay in the epoch's schedule
+  float lr_scale = 1.0f;  // lr-scale: the stage learns at lr / (1 + delay)
+  float momentum_cut = 0; // momentum: the stage's momentum is max(0, mu - delay / (1 + delay))
+  bool predict = false;   // predict: a pass d behind uses W - d * lr * velocity (d updates ahead)
+  float dc_lambda = 0;    // dc: the update's gradient g becomes g + lambda * g * g * (W_now - W_then)
+};
+
 struct WorkerOptions {
   layers::NetworkOptions network;       // batch = microbatch size; slots = the most any program uses
   std::vector<layers::NodeRange> parts;  // gradient buckets of the stage, in order
@@ -70,9 +81,9 @@ class NetworkWorker final : public schedulers::StageWorker {
                 MinibatchSource* data);
 
   // Microbatch and update numbers in programs start at 0 every segment; data, dropout masks and
-  // learning rates follow the segment's place in its epoch and in the run. The segment's learning
-  // rates are the schedule's times `lr_scale` (staleness mitigation).
-  void begin_segment(const Segment& segment, float lr_scale = 1.0f);
+  // learning rates follow the segment's place in its epoch and in the run, with the staleness
+  // mitigations of the segment's schedule.
+  void begin_segment(const Segment& segment, const StageStaleness& staleness = {});
   layers::Network& network() { return net_; }
   layers::ParamsView current_weights() { return {net_.weights().data(), generation_}; }
   int stage() const { return options_.stage; }
@@ -113,6 +124,12 @@ class NetworkWorker final : public schedulers::StageWorker {
   };
   std::span<float> part_of(std::span<float> flat, int part);
   uint64_t random_key(int64_t microbatch) const;
+  float lr_of(int64_t update) const;
+  // The weights a pass of `microbatch` on `part` computes with: the current ones, or with
+  // --staleness predict and a delay, their prediction (kept in predicted_).
+  layers::ParamsView pass_weights(int64_t microbatch, int part);
+  void keep_evaluation_point(int64_t update, int part, const float* weights);
+  void compensate_delay(int64_t update, int part, std::span<float> grads, size_t begin, size_t end);
 
   layers::Network net_;
   WorkerOptions options_;
@@ -123,10 +140,15 @@ class NetworkWorker final : public schedulers::StageWorker {
   uint64_t generation_ = 1;            // changes with every change of weights (kernel caches key on it)
   uint64_t next_generation_ = 2;
   std::map<int64_t, Stash> stashes_;
+  StageStaleness staleness_;
+  std::vector<float> predicted_;                        // predict: W - d * lr * v, part by part
+  std::vector<std::tuple<uint64_t, int64_t, float>> prediction_of_;  // per part: (generation, d, lr) in predicted_
+  std::vector<bool> forward_predicted_;                 // per part: the last forward used predicted_
+  uint64_t predicted_generation_ = 0;
+  std::map<int64_t, std::vector<float>> evaluated_at_;  // dc: per update in flight, W_then
   int64_t epoch_ = 0, first_update_ = 0, updates_before_ = 0;
   std::chrono::steady_clock::time_point segment_start_;
   std::vector<double> update_loss_sums_, update_seconds_;
-  float lr_scale_ = 1.0f;
   float loss_scale_ = 1.0f;
   double loss_sum_ = 0;
   int64_t hits_ = 0, images_ = 0;

@@ -22,8 +22,9 @@ class Sgd {
   void step(std::span<float> weights, std::span<const float> grads, float lr);
   // The same update on elements [begin, end) only (one gradient bucket, or a shard of it).
   void step(std::span<float> weights, std::span<const float> grads, float lr, size_t begin, size_t end);
-  std::span<float> velocity() { return velocity_; }  // for checkpoints
+  std::span<float> velocity() { return velocity_; }  // for checkpoints and weight prediction
   const SgdOptions& options() const { return options_; }
+  void set_momentum(float momentum) { options_.momentum = momentum; }
 
  private:
   SgdOptions options_;

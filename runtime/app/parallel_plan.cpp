@@ -19,6 +19,21 @@ Pipeline pipeline_for_epoch(const ParallelConfig& p, int64_t epoch, int64_t epoc
   return epoch < switch_epoch ? Pipeline::stale : Pipeline::gpipe;
 }
 
+Mitigations mitigations_for(const ParallelConfig& p, Pipeline pipeline) {
+  if (std::optional<Mitigations> chosen = parse_mitigations(p.staleness)) return *chosen;
+  Mitigations m;
+  m.lr_scale = pipeline == Pipeline::stale || pipeline == Pipeline::pipedream;
+  m.momentum = m.predict = parse_averaging(p.dp) == Averaging::delayed;
+  return m;
+}
+
+std::string to_string(const Mitigations& m) {
+  std::string names;
+  for (auto [on, name] : {std::pair{m.lr_scale, "lr-scale"}, {m.momentum, "momentum"}, {m.predict, "predict"}, {m.dc, "dc"}})
+    if (on) names += (names.empty() ? "" : ",") + std::string(name);
+  return names.empty() ? "none" : names;
+}
+
 ScheduleConfig schedule_for(const ParallelConfig& p, Pipeline pipeline, int64_t steps, std::vector<int> parts) {
   ScheduleConfig c;
   c.stages = p.stages;

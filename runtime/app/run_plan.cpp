@@ -75,10 +75,15 @@ RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_
       slots = std::max(slots, slots_for(pipeline_for_epoch(p, epoch, epochs), s, p));
     plan.slots.push_back(slots);
   }
-  // Long enough for every stage to reach its steady state.
-  ScheduleConfig first = schedule_for(p, pipeline_for_epoch(p, 1, epochs), 2 * p.stages + 2, part_counts(plan));
-  plan.forward_delays = schedulers::forward_delays(build_programs(first), first);
+  plan.forward_delays = forward_delays_in_epoch(plan, p, 1, epochs);
   return plan;
+}
+
+std::vector<int64_t> forward_delays_in_epoch(const RunPlan& plan, const ParallelConfig& p, int64_t epoch,
+                                             int64_t epochs) {
+  // Long enough for every stage to reach its steady state.
+  ScheduleConfig c = schedule_for(p, pipeline_for_epoch(p, epoch, epochs), 2 * p.stages + 2, part_counts(plan));
+  return schedulers::forward_delays(build_programs(c), c);
 }
 
 WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelConfig& parallel,
@@ -101,10 +106,18 @@ EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel
   EpochSchedule schedule;
   schedule.programs = build_programs(config);
   validate(schedule.programs, config);
-  const bool scaled = parallel.staleness == "lr-scale" &&
-                      (config.pipeline == Pipeline::stale || config.pipeline == Pipeline::pipedream);
-  for (int64_t delay : forward_delays(schedule.programs, config))
-    schedule.lr_scales.push_back(scaled ? 1.0f / float(1 + delay) : 1.0f);
+  const Mitigations m = mitigations_for(parallel, config.pipeline);
+  for (int64_t delay : forward_delays(schedule.programs, config)) {
+    StageStaleness s;
+    s.delay = delay;
+    if (delay > 0) {
+      s.lr_scale = m.lr_scale ? 1.0f / float(1 + delay) : 1.0f;
+      s.momentum_cut = m.momentum ? float(delay) / float(1 + delay) : 0.0f;
+      s.predict = m.predict;
+      s.dc_lambda = m.dc ? float(parallel.dc_lambda) : 0.0f;
+    }
+    schedule.staleness.push_back(s);
+  }
   return schedule;
 }
 

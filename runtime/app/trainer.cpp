@@ -25,6 +25,7 @@
 #include "runtime/app/local_run.hpp"
 #include "runtime/app/checkpoint.hpp"
 #include "runtime/app/optimizer.hpp"
+#include "runtime/app/parallel_plan.hpp"
 #include "runtime/app/stop_signals.hpp"
 
 namespace baton {
@@ -113,11 +114,12 @@ std::string with_unit(double value, const std::string& unit) {
 
 namespace {
 
-// Per stage: its layers, parameters, forward weight delay and memory, for the start line and the
-// metrics file's config event. Weight bytes count weights, gradient, averaged gradient and
-// momentum (4 copies), plus the stashes PipeDream keeps.
+// Per stage: its layers, parameters, forward weight delay and its mitigations in the first epoch,
+// and memory, for the start line and the metrics file's config event. Weight bytes count weights,
+// gradient, averaged gradient and momentum (4 copies), plus the stashes PipeDream keeps.
 nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& plan, const std::vector<StageInfo>& info,
-                               const ParallelConfig& p) {
+                               const ParallelConfig& p, int64_t epochs) {
+  const std::string mitigations = to_string(mitigations_for(p, pipeline_for_epoch(p, 1, epochs)));
   auto layer_names = [&](int first, int last) {
     return first + 1 == last ? model.nodes[size_t(first)].name
                              : model.nodes[size_t(first)].name + " .. " + model.nodes[size_t(last - 1)].name;
@@ -132,6 +134,7 @@ nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& pl
                       {"layer_count", last - first},
                       {"params", stage.params},
                       {"forward_delay", plan.forward_delays[size_t(s)]},
+                      {"mitigations", plan.forward_delays[size_t(s)] > 0 ? mitigations : "none"},
                       {"activation_bytes", stage.activation_bytes},
                       {"weight_bytes", stage.params * int64_t(sizeof(float)) * (4 + stashes)}});
   }
@@ -140,10 +143,12 @@ nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& pl
 
 void print_stages(const nlohmann::json& stages) {
   for (const auto& s : stages) {
-    std::printf("  stage %d: %s (%d layers), %s, forward delay %lld, activations %.1f MB, weights %.1f MB\n",
+    const std::string mitigations = s["mitigations"].get<std::string>();
+    std::printf("  stage %d: %s (%d layers), %s, forward delay %lld%s, activations %.1f MB, weights %.1f MB\n",
                 s["stage"].get<int>(), s["layers"].get<std::string>().c_str(), s["layer_count"].get<int>(),
                 (std::to_string(s["params"].get<int64_t>()) + " params").c_str(),
                 static_cast<long long>(s["forward_delay"].get<int64_t>()),
+                mitigations == "none" ? "" : (" (" + mitigations + ")").c_str(),
                 s["activation_bytes"].get<double>() / 1e6, s["weight_bytes"].get<double>() / 1e6);
   }
 }
@@ -488,7 +493,8 @@ class Training {
     const std::vector<StageInfo> info = run_->stage_info();  // collective: every rank takes part
     if (!reports()) return;
     metrics_ = MetricsLog(c_.metrics, resumed ? resumed_metrics_bytes_ : -1);
-    nlohmann::json stages = describe_stages(model_, plan_, info, p_);
+    metrics_.mirror_to_tensorboard(c_.tensorboard);
+    nlohmann::json stages = describe_stages(model_, plan_, info, p_, c_.epochs);
     print_start(c_, model_, data_, plan_, stages);
     if (resumed) {
       metrics_.write({{"event", "resume"}, {"checkpoint", *resumed}, {"epoch", position_.epoch},
@@ -521,7 +527,8 @@ class Training {
     metrics_.write({{"event", "epoch"}, {"epoch", epoch}, {"train_loss", stats.train_loss},
                     {"train_accuracy", stats.train_accuracy}, {"test_loss", stats.test_loss},
                     {"test_accuracy", stats.test_accuracy}, {"images_per_sec", stats.images_per_sec},
-                    {"seconds", stats.seconds}, {"lr", learning_rate(common_.schedule, epoch * steps_ - 1)}});
+                    {"seconds", stats.seconds}, {"lr", learning_rate(common_.schedule, epoch * steps_ - 1)},
+                    {"update", epoch * steps_}, {"stage_forward_delays", forward_delays_in_epoch(plan_, p_, epoch, c_.epochs)}});
     return stats;
   }
 

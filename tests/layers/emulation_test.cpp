@@ -8,6 +8,7 @@
 #include "layers/partition.hpp"
 #include "layers/zoo.hpp"
 #include "runtime/app/local_run.hpp"
+#include "runtime/app/parallel_plan.hpp"
 #include "runtime/base/rng.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/fixed_source.hpp"
@@ -22,6 +23,7 @@ using test::close;
 constexpr int64_t kBatch = 8;
 constexpr int64_t kSteps = 6;
 constexpr float kLr = 0.05f;
+constexpr float kDcLambda = 0.5f;  // large enough that its term changes the weights visibly
 
 using FixedSource = test::FixedSource;
 
@@ -38,7 +40,8 @@ struct Outcome {
   double loss = 0;             // summed over the epoch
 };
 
-Outcome run_mode(const ModelSpec& model, const ParallelConfig& p, FixedSource& data) {
+Outcome run_mode(const ModelSpec& model, ParallelConfig p, FixedSource& data) {
+  p.dc_lambda = kDcLambda;
   RunPlan plan = plan_run(model, p, kBatch, 1, layers::node_costs(model));
   LocalRun run(model, plan, p, worker_options(), &data);
   Outcome out;
@@ -119,26 +122,41 @@ Outcome sequential_loop(const ModelSpec& model, FixedSource& data) {
 }
 
 // Stale and PipeDream pipelines as a loop over minibatches with each stage's weight history:
-// stage s computes minibatch t's forward on version max(0, t - (K - 1 - s)) and its backward on
+// stage s computes minibatch t's forward on version v = max(0, t - (K - 1 - s)) and its backward on
 // version t (stale) or the forward's (PipeDream), then applies update t to its newest weights.
-Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data, bool scale_lr = false) {
+// Mitigations of a stage with delay d = K - 1 - s: lr-scale lr / (1 + d); momentum mu - d / (1 + d);
+// predict: a pass t - v > 0 behind uses W(v) - (t - v) * lr * velocity(v).
+Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data, Mitigations m = {}) {
   auto nets = stage_networks(model, stages, kBatch);
-  std::vector<std::vector<std::vector<float>>> history(static_cast<size_t>(stages));
+  std::vector<std::vector<std::vector<float>>> history(static_cast<size_t>(stages)), velocities(history);
   std::vector<Sgd> sgd;
-  for (auto& net : nets) {
-    sgd.emplace_back(size_t(net->param_count()), worker_options().sgd);
-    history[size_t(&net - nets.data())].emplace_back(net->weights().begin(), net->weights().end());
+  std::vector<float> lr;
+  for (int s = 0; s < stages; ++s) {
+    const int delay = stages - 1 - s;
+    SgdOptions options = worker_options().sgd;
+    if (m.momentum) options.momentum = std::max(0.0f, options.momentum - float(delay) / float(1 + delay));
+    sgd.emplace_back(size_t(nets[size_t(s)]->param_count()), options);
+    lr.push_back(m.lr_scale ? kLr / float(1 + delay) : kLr);
+    history[size_t(s)].emplace_back(nets[size_t(s)]->weights().begin(), nets[size_t(s)]->weights().end());
+    velocities[size_t(s)].emplace_back(sgd.back().velocity().begin(), sgd.back().velocity().end());
   }
-  auto version_view = [&](int s, int64_t v) {
-    return layers::ParamsView{history[size_t(s)][size_t(v)].data(), uint64_t(1000 * s + v + 1)};
+  std::vector<std::vector<float>> predicted(static_cast<size_t>(stages));
+  auto pass_view = [&](int s, int64_t t, int64_t v) {
+    const std::vector<float>& w = history[size_t(s)][size_t(v)];
+    if (!m.predict || t == v) return layers::ParamsView{w.data(), uint64_t(1000 * s + v + 1)};
+    const float step = float(t - v) * lr[size_t(s)];
+    const std::vector<float>& velocity = velocities[size_t(s)][size_t(v)];
+    predicted[size_t(s)].resize(w.size());
+    for (size_t i = 0; i < w.size(); ++i) predicted[size_t(s)][i] = w[i] - step * velocity[i];
+    return layers::ParamsView{predicted[size_t(s)].data(), uint64_t(100000 * (s + 1) + t)};
   };
   Outcome out;
   for (int64_t t = 0; t < kSteps; ++t) {
     std::vector<layers::ParamsView> forward_weights, backward_weights;
     for (int s = 0; s < stages; ++s) {
       const int64_t v = std::max<int64_t>(0, t - (stages - 1 - s));
-      forward_weights.push_back(version_view(s, v));
-      backward_weights.push_back(version_view(s, stash ? v : t));
+      forward_weights.push_back(pass_view(s, t, v));
+      backward_weights.push_back(stash ? forward_weights.back() : pass_view(s, t, t));
       nets[size_t(s)]->zero_grads();
     }
     forward_chain(nets, forward_weights, data.at(t), 0, worker_key(t, 0));
@@ -146,9 +164,9 @@ Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSourc
     backward_chain(nets, backward_weights, 1.0f / float(kBatch));
     for (int s = 0; s < stages; ++s) {
       std::vector<float> next = history[size_t(s)].back();
-      const float lr = scale_lr ? kLr / float(stages - s) : kLr;  // 1 + delay = K - s
-      sgd[size_t(s)].step(next, nets[size_t(s)]->grads(), lr);
+      sgd[size_t(s)].step(next, nets[size_t(s)]->grads(), lr[size_t(s)]);
       history[size_t(s)].push_back(std::move(next));
+      velocities[size_t(s)].emplace_back(sgd[size_t(s)].velocity().begin(), sgd[size_t(s)].velocity().end());
     }
   }
   for (auto& h : history) out.weights.insert(out.weights.end(), h.back().begin(), h.back().end());
@@ -157,32 +175,43 @@ Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSourc
 
 // R replicas, each the mean gradient of its share at weights one update old, averaged in replica
 // order: W(t+1) = W(t) - lr * avg g(W(t-1)), the first gradient on W(0) and a final drain.
-Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data) {
+// Mitigations (delay 1 from the second update on, every mitigation applies to every update):
+// lr-scale lr / 2; momentum mu - 1/2; predict: the gradient of t >= 1 is taken at W - lr * velocity;
+// dc: the average g taken at W_then is applied as g + lambda * g * g * (W_now - W_then).
+Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data, Mitigations m = {}) {
   std::vector<std::vector<std::unique_ptr<Network>>> nets;
   for (int r = 0; r < replicas; ++r) nets.push_back(stage_networks(model, 1, kBatch / replicas));
   const size_t n = size_t(nets[0][0]->param_count());
-  std::vector<float> weights(nets[0][0]->weights().begin(), nets[0][0]->weights().end()), previous = weights;
-  Sgd sgd(n, worker_options().sgd);
-  std::vector<float> pending;  // the averaged gradient not yet applied
+  std::vector<float> weights(nets[0][0]->weights().begin(), nets[0][0]->weights().end());
+  SgdOptions options = worker_options().sgd;
+  if (m.momentum) options.momentum -= 0.5f;
+  Sgd sgd(n, options);
+  const float lr = m.lr_scale ? kLr / 2 : kLr;
+  std::vector<float> pending, pending_at;  // the averaged gradient not yet applied, and where it was taken
   Outcome out;
-  auto apply = [&](std::vector<float>& gradient) {
-    previous = weights;
-    sgd.step(weights, gradient, kLr);
+  auto apply = [&](std::vector<float>& g) {
+    if (m.dc)
+      for (size_t i = 0; i < n; ++i) g[i] += kDcLambda * g[i] * g[i] * (weights[i] - pending_at[i]);
+    sgd.step(weights, g, lr);
   };
   for (int64_t t = 0; t < kSteps; ++t) {
+    std::vector<float> at = weights;
+    if (m.predict && t > 0)
+      for (size_t i = 0; i < n; ++i) at[i] = weights[i] - lr * sgd.velocity()[i];
     std::vector<float> average(n, 0.0f);
     for (int r = 0; r < replicas; ++r) {
       Network& net = *nets[size_t(r)][0];
       net.zero_grads();
-      layers::ParamsView view{weights.data(), uint64_t(t + 1)};
+      layers::ParamsView view{at.data(), uint64_t(t + 1)};
       forward_chain(nets[size_t(r)], {view}, data.at(t), r * (kBatch / replicas), worker_key(t, r));
-      if (r == 0) out.loss += net.loss_sum(0, net.batch());
+      out.loss += net.loss_sum(0, net.batch());  // every replica's, as the run totals them
       backward_chain(nets[size_t(r)], {view}, 1.0f / float(net.batch()));
       for (size_t i = 0; i < n; ++i) average[i] = r == 0 ? net.grads()[i] : average[i] + net.grads()[i];
     }
     for (float& a : average) a /= float(replicas);
     if (!pending.empty()) apply(pending);
     pending = average;
+    pending_at = at;
   }
   apply(pending);
   out.weights = weights;
@@ -253,12 +282,47 @@ TEST_F(Emulation, StaleAndPipeDreamFollowTheirWeightVersionRules) {
   }
 }
 
-TEST_F(Emulation, StalenessLearningRateScalingDividesEachStagesRateByOnePlusItsDelay) {
-  ParallelConfig p = mode(4, 1, 1, "stale");
-  p.staleness = "lr-scale";
-  Outcome reference = pipeline_loop(lenet_, 4, false, data_, true);
-  EXPECT_EQ(run_mode(lenet_, p, data_).weights, reference.weights);
-  EXPECT_NE(run_mode(lenet_, mode(4, 1, 1, "stale"), data_).weights, reference.weights);
+ParallelConfig mitigated(ParallelConfig p, const Mitigations& m) {
+  p.staleness = to_string(m);
+  return p;
+}
+
+const std::vector<Mitigations> kPipelineMitigations = {
+    {.lr_scale = true}, {.momentum = true}, {.predict = true}, {.lr_scale = true, .predict = true}};
+
+TEST_F(Emulation, PipelineStalenessMitigationsFollowTheirFormulas) {
+  for (bool stash : {false, true}) {
+    const Outcome unmitigated = pipeline_loop(lenet_, 4, stash, data_);
+    for (const Mitigations& m : kPipelineMitigations) {
+      SCOPED_TRACE(std::string(stash ? "pipedream" : "stale") + " K=4 --staleness " + to_string(m));
+      Outcome reference = pipeline_loop(lenet_, 4, stash, data_, m);
+      Outcome piped = run_mode(lenet_, mitigated(mode(4, 1, 1, stash ? "pipedream" : "stale"), m), data_);
+      EXPECT_TRUE(close("weights", piped.weights, reference.weights, 0.0));
+      EXPECT_EQ(piped.loss, reference.loss);
+      EXPECT_FALSE(close("weights", reference.weights, unmitigated.weights, 1e-6)) << "the mitigation changed nothing";
+    }
+  }
+}
+
+TEST_F(Emulation, DelayedAveragingMitigationsFollowTheirFormulas) {
+  const Outcome unmitigated = delayed_loop(lenet_, 2, data_);
+  for (const Mitigations& m : std::vector<Mitigations>{{.lr_scale = true}, {.momentum = true}, {.predict = true},
+                                                       {.dc = true}, {.predict = true, .dc = true}}) {
+    SCOPED_TRACE("delayed R=2 --staleness " + to_string(m));
+    Outcome reference = delayed_loop(lenet_, 2, data_, m);
+    Outcome delayed = run_mode(lenet_, mitigated(mode(1, 2, 1, "none", "delayed"), m), data_);
+    EXPECT_TRUE(close("weights", delayed.weights, reference.weights, 0.0));
+    EXPECT_EQ(delayed.loss, reference.loss);
+    EXPECT_FALSE(close("weights", reference.weights, unmitigated.weights, 1e-6)) << "the mitigation changed nothing";
+  }
+}
+
+TEST_F(Emulation, AutoStalenessIsLrScaleForPipelinesAndMomentumAndPredictForDelayedAveraging) {
+  ParallelConfig stale = mode(4, 1, 1, "stale"), delayed = mode(1, 2, 1, "none", "delayed");
+  stale.staleness = delayed.staleness = "auto";
+  EXPECT_EQ(run_mode(lenet_, stale, data_).weights, pipeline_loop(lenet_, 4, false, data_, {.lr_scale = true}).weights);
+  EXPECT_EQ(run_mode(lenet_, delayed, data_).weights,
+            delayed_loop(lenet_, 2, data_, {.momentum = true, .predict = true}).weights);
 }
 
 TEST_F(Emulation, StalePipelineAcrossAResidualSkipMatchesItsLoop) {

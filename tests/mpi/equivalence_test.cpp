@@ -112,6 +112,11 @@ ParallelConfig with_partition(ParallelConfig p, const std::string& partition) {
   return p;
 }
 
+ParallelConfig with_staleness(ParallelConfig p, const std::string& mitigations) {
+  p.staleness = mitigations;
+  return p;
+}
+
 ParallelConfig split(ParallelConfig p) {
   p.split_backward = true;
   return p;
@@ -125,6 +130,10 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"dp_overlap_2", "lenet5", kMnist, config(1, 2, "none", 1, "overlap")},
         Case{"dp_delayed_2", "lenet5", kMnist, config(1, 2, "none", 2, "delayed")},
         Case{"dp_sharded_2", "lenet5", kMnist, config(1, 2, "none", 1, "sharded")},
+        Case{"dp_delayed_mitigated_2", "lenet5", kMnist,
+             with_staleness(config(1, 2, "none", 2, "delayed"), "lr-scale,momentum,predict,dc")},
+        Case{"stale_mitigated_2", "lenet5", kMnist, with_staleness(config(2, 1, "stale"), "lr-scale,momentum,predict")},
+        Case{"pipedream_predicted_2", "lenet5", kMnist, with_staleness(config(2, 1, "pipedream"), "predict")},
         Case{"gpipe_2", "lenet5", kMnist, config(2, 1, "gpipe", 4)},
         Case{"pipedream_2", "lenet5", kMnist, config(2, 1, "pipedream")},
         Case{"stale_2", "lenet5", kMnist, config(2, 1, "stale")},
