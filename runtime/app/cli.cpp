@@ -70,6 +70,8 @@ const char* kUsage =
     "  schedule print every rank's program of a training mode (see baton schedule --help)\n"
     "  models   list the model zoo with parameter counts and training FLOPs per image\n"
     "  export   write a checkpoint's whole model as one safetensors file (see baton export --help)\n"
+    "  report   draw a run's curves and each rank's busy, communication and idle time per update from\n"
+    "           its metrics file and timeline: baton report METRICS.jsonl [TIMELINE.json] --output DIR\n"
     "  --version\n";
 
 std::vector<int64_t> parse_list(const std::string& text, const std::string& flag) {
@@ -155,6 +157,9 @@ po::options_description parallel_options(ParallelConfig& p) {
        "balance stages by flops (reproducible) or by time (each layer measured here; ranks agree on the mean)")
       ("hybrid-switch-epoch", po::value(&p.hybrid_switch_epoch),
        "hybrid: the first epoch (1-based) trained without pipelining; default: half of the epochs + 1")
+      ("hybrid-plateau", po::value(&p.hybrid_plateau)->default_value(p.hybrid_plateau),
+       "hybrid: train without pipelining from the epoch after the first one whose training loss fell by less than "
+       "this fraction (e.g. 0.05); --hybrid-switch-epoch is then the latest switch; 0: off")
       ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
       ("staleness", po::value(&p.staleness)->default_value(p.staleness),
        "what a stage whose weights are d updates behind does about it: auto (stale, pipedream: lr-scale; delayed "
@@ -192,6 +197,9 @@ void check_parallel(const ParallelConfig& p) {
               "--staleness dc compensates delayed averaging's one-update delay; pass --dp delayed, or choose "
               "lr-scale, momentum or predict for a pipeline");
   check_range(p.dc_lambda, "--dc-lambda", 0, 1e6, false, "0 or more");
+  check_range(p.hybrid_plateau, "--hybrid-plateau", 0, 1, true, "a fraction from 0 (off) to below 1");
+  BATON_CHECK(p.hybrid_plateau == 0 || p.pipeline == "hybrid",
+              "--hybrid-plateau decides when --pipeline hybrid stops pipelining; pass --pipeline hybrid with it");
 }
 
 void check_max_memory(double gib) {
@@ -507,7 +515,8 @@ Invocation parse_command_line(int argc, const char* const argv[]) {
     BATON_CHECK(args.empty(), "baton models takes no options, but got '" << args[0] << "'");
     return printing(Command::models, "");
   }
-  BATON_FAIL("unknown command '" << command << "'; use train, bench, schedule, models or export (baton --help)");
+  BATON_FAIL("unknown command '" << command
+                                 << "'; use train, bench, schedule, models, export or report (baton --help)");
 }
 
 }  // namespace baton

@@ -25,6 +25,7 @@ struct ParallelConfig {
   std::string partition_by = "flops";    // flops, or time (each layer's passes measured on this machine)
   bool emulate = false;
   int64_t hybrid_switch_epoch = -1;      // hybrid: first gpipe epoch; -1: half of the epochs
+  double hybrid_plateau = 0;             // hybrid: > 0 switches after the training loss falls by less than this
   double bucket_mb = 25;                 // gradient bucket size for overlap and sharded averaging
   std::string staleness = "auto";        // mitigations of weight delay: auto, none, or a list (Mitigations)
   double dc_lambda = 0.04;               // dc: lambda of the delay compensation

@@ -54,7 +54,7 @@ DistributedRun::DistributedRun(const layers::ModelSpec& model, const RunPlan& pl
 }
 
 SegmentResult DistributedRun::train_segment(const Segment& segment, Timeline* timeline) {
-  EpochSchedule schedule = schedule_epoch(plan_, parallel_, segment.epoch, segment.epochs, segment.updates);
+  EpochSchedule schedule = schedule_epoch(plan_, parallel_, segment);
   const Program& program = schedule.programs[size_t(topology_.rank())];
   worker_->begin_segment(segment, schedule.staleness[size_t(program.stage)]);
   link_->begin_program(program);

@@ -26,7 +26,7 @@ LocalRun::LocalRun(const layers::ModelSpec& model, const RunPlan& plan, const Pa
 }
 
 SegmentResult LocalRun::train_segment(const Segment& segment, Timeline* timeline) {
-  EpochSchedule schedule = schedule_epoch(plan_, parallel_, segment.epoch, segment.epochs, segment.updates);
+  EpochSchedule schedule = schedule_epoch(plan_, parallel_, segment);
   const std::vector<Program>& programs = schedule.programs;
   std::vector<Executor> executors;
   for (size_t r = 0; r < workers_.size(); ++r) {

@@ -7,12 +7,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <vector>
 
 #include "layers/network.hpp"
 #include "runtime/data/data_loader.hpp"
 #include "runtime/app/optimizer.hpp"
+#include "schedulers/builders.hpp"
 #include "schedulers/executor.hpp"
 
 namespace baton {
@@ -53,6 +55,8 @@ struct Segment {
   int64_t first = 0;              // its first update, counted within the epoch
   int64_t updates = 1;
   int64_t updates_before = 0;     // of the whole run before this segment: the LR schedule's position
+  // Set where the run decides the pipeline as it goes (--hybrid-plateau); else the epoch's configured one.
+  std::optional<schedulers::Pipeline> pipeline;
 };
 
 // What a stage does about the weight delay of its schedule (README, "Staleness mitigations"). A pass

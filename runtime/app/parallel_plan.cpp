@@ -19,6 +19,29 @@ Pipeline pipeline_for_epoch(const ParallelConfig& p, int64_t epoch, int64_t epoc
   return epoch < switch_epoch ? Pipeline::stale : Pipeline::gpipe;
 }
 
+Pipeline EpochPipelines::of(int64_t epoch) const {
+  if (p_.pipeline != "hybrid" || p_.hybrid_plateau <= 0) return pipeline_for_epoch(p_, epoch, epochs_);
+  const bool switched = (plateau_switch_epoch_ > 0 && epoch >= plateau_switch_epoch_) ||
+                        (p_.hybrid_switch_epoch > 0 && epoch >= p_.hybrid_switch_epoch);
+  return switched ? Pipeline::gpipe : Pipeline::stale;
+}
+
+bool EpochPipelines::switch_after(int64_t epoch, double loss, const std::function<bool(bool)>& agree) {
+  if (p_.pipeline != "hybrid" || p_.hybrid_plateau <= 0 || plateau_switch_epoch_ > 0 || epoch >= epochs_ ||
+      of(epoch + 1) != Pipeline::stale)
+    return false;
+  const bool plateau = last_loss_ > 0 && loss > (1 - p_.hybrid_plateau) * last_loss_;
+  last_loss_ = loss;
+  if (!agree(plateau)) return false;
+  plateau_switch_epoch_ = epoch + 1;
+  return true;
+}
+
+void EpochPipelines::restore(int64_t plateau_switch_epoch, double last_loss) {
+  plateau_switch_epoch_ = plateau_switch_epoch;
+  last_loss_ = last_loss;
+}
+
 Mitigations mitigations_for(const ParallelConfig& p, Pipeline pipeline) {
   if (std::optional<Mitigations> chosen = parse_mitigations(p.staleness)) return *chosen;
   Mitigations m;

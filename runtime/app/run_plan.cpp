@@ -75,14 +75,13 @@ RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_
       slots = std::max(slots, slots_for(pipeline_for_epoch(p, epoch, epochs), s, p));
     plan.slots.push_back(slots);
   }
-  plan.forward_delays = forward_delays_in_epoch(plan, p, 1, epochs);
+  plan.forward_delays = forward_delays_of(plan, p, pipeline_for_epoch(p, 1, epochs));
   return plan;
 }
 
-std::vector<int64_t> forward_delays_in_epoch(const RunPlan& plan, const ParallelConfig& p, int64_t epoch,
-                                             int64_t epochs) {
+std::vector<int64_t> forward_delays_of(const RunPlan& plan, const ParallelConfig& p, Pipeline pipeline) {
   // Long enough for every stage to reach its steady state.
-  ScheduleConfig c = schedule_for(p, pipeline_for_epoch(p, epoch, epochs), 2 * p.stages + 2, part_counts(plan));
+  ScheduleConfig c = schedule_for(p, pipeline, 2 * p.stages + 2, part_counts(plan));
   return schedulers::forward_delays(build_programs(c), c);
 }
 
@@ -100,9 +99,9 @@ WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelCo
   return options;
 }
 
-EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel, int64_t epoch, int64_t epochs,
-                             int64_t steps) {
-  ScheduleConfig config = schedule_for(parallel, pipeline_for_epoch(parallel, epoch, epochs), steps, part_counts(plan));
+EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel, const Segment& segment) {
+  const Pipeline pipeline = segment.pipeline.value_or(pipeline_for_epoch(parallel, segment.epoch, segment.epochs));
+  ScheduleConfig config = schedule_for(parallel, pipeline, segment.updates, part_counts(plan));
   EpochSchedule schedule;
   schedule.programs = build_programs(config);
   validate(schedule.programs, config);

@@ -28,9 +28,9 @@ struct RunPlan {
 RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& parallel, int64_t batch_size, int64_t epochs,
                  const std::vector<layers::NodeCost>& costs);
 
-// Per stage, the forward delay its schedule gives in epoch `epoch` of `epochs` (hybrid changes it).
-std::vector<int64_t> forward_delays_in_epoch(const RunPlan& plan, const ParallelConfig& parallel, int64_t epoch,
-                                             int64_t epochs);
+// Per stage, the forward delay its schedule gives with this pipeline (hybrid changes it).
+std::vector<int64_t> forward_delays_of(const RunPlan& plan, const ParallelConfig& parallel,
+                                       schedulers::Pipeline pipeline);
 
 // The worker options of world rank `rank` (stage rank % K of replica rank / K).
 WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelConfig& parallel,
@@ -40,8 +40,7 @@ struct EpochSchedule {
   std::vector<schedulers::Program> programs;  // every rank's, validated
   std::vector<StageStaleness> staleness;      // per stage: its delay and mitigations
 };
-EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel, int64_t epoch, int64_t epochs,
-                             int64_t steps);
+EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel, const Segment& segment);
 
 struct EpochTotals {
   double loss = 0;

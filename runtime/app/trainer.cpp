@@ -316,7 +316,8 @@ class Training {
         // Every microbatch is read by the first stage (images) and the last (labels); one process
         // reads for all replicas, an MPI rank only for its own.
         source_(train_loader_, (one_process_ ? p_.replicas : 1) * p_.microbatches *
-                                   (one_process_ && p_.stages > 1 ? 2 : 1)) {
+                                   (one_process_ && p_.stages > 1 ? 2 : 1)),
+        pipelines_(p_, c.epochs) {
     common_.network = network_;
     common_.sgd = SgdOptions{c.momentum, c.weight_decay, c.nesterov};
     common_.schedule = schedule_for(c, steps_);
@@ -344,6 +345,7 @@ class Training {
         return outcome;
       }
       outcome.history.push_back(finish_epoch(epoch, *trained, start));
+      decide_hybrid_switch(epoch, outcome.history.back().train_loss);
     }
     return outcome;
   }
@@ -357,7 +359,8 @@ class Training {
     epoch_start_ = Clock::now();
     EpochTotals totals = start.epoch_so_far;
     for (int64_t first = start.update_in_epoch; first < steps_;) {
-      const Segment segment{epoch, c_.epochs, first, segment_end(epoch, first) - first, (epoch - 1) * steps_ + first};
+      const Segment segment{epoch, c_.epochs, first, segment_end(epoch, first) - first, (epoch - 1) * steps_ + first,
+                            pipelines_.of(epoch)};
       Timeline timeline;
       const bool traced = !traced_ && !p_.timeline.empty();
       const Clock::time_point segment_start = Clock::now();
@@ -395,6 +398,20 @@ class Training {
     return std::min(steps_, next - before);
   }
 
+  // --hybrid-plateau: after each epoch, whether the next one trains without pipelining.
+  void decide_hybrid_switch(int64_t epoch, double train_loss) {
+    const double before = pipelines_.last_loss();
+    if (!pipelines_.switch_after(epoch, train_loss, [&](bool mine) { return run_->collectives().any(mine); })) return;
+    if (!reports()) return;
+    std::printf("baton: the training loss fell by %.2f%% in epoch %lld, less than --hybrid-plateau %g: training "
+                "without pipelining from epoch %lld\n",
+                100 * (1 - train_loss / before), static_cast<long long>(epoch), p_.hybrid_plateau,
+                static_cast<long long>(epoch + 1));
+    std::fflush(stdout);
+    metrics_.write({{"event", "hybrid_switch"}, {"epoch", epoch + 1}, {"update", epoch * steps_},
+                    {"train_loss_before", before}, {"train_loss", train_loss}});
+  }
+
   // At a checkpoint point: writes the checkpoint, and stops if any rank was asked to (a signal, or
   // --stop-after-updates) and training is not already over.
   bool checkpoint_and_stop(const Position& at, const StopSignals& signals) {
@@ -425,7 +442,9 @@ class Training {
     return {{"epoch", at.epoch}, {"update_in_epoch", at.update_in_epoch}, {"steps_per_epoch", steps_},
             {"epoch_so_far", {{"loss", at.epoch_so_far.loss}, {"hits", at.epoch_so_far.hits},
                               {"images", at.epoch_so_far.images}}},
-            {"metrics_bytes", metrics_.bytes()}, {"model", c_.model}, {"input", model_.input},
+            {"metrics_bytes", metrics_.bytes()},
+            {"hybrid", {{"plateau_switch_epoch", pipelines_.plateau_switch_epoch()}, {"last_loss", pipelines_.last_loss()}}},
+            {"model", c_.model}, {"input", model_.input},
             {"classes", model_.classes}, {"dataset", c_.dataset}, {"batch_size", c_.batch_size}, {"seed", c_.seed},
             {"shuffle", c_.shuffle}, {"normalization", {{"mean", norm_.mean}, {"std", norm_.stddev}}},
             {"parallel", {{"stages", p_.stages}, {"replicas", p_.replicas}, {"pipeline", p_.pipeline},
@@ -453,6 +472,8 @@ class Training {
                          EpochTotals{so_far.at("loss").get<double>(), so_far.at("hits").get<int64_t>(),
                                      so_far.at("images").get<int64_t>()}};
     resumed_metrics_bytes_ = m.at("metrics_bytes").get<int64_t>();
+    if (m.contains("hybrid"))
+      pipelines_.restore(m["hybrid"].at("plateau_switch_epoch").get<int64_t>(), m["hybrid"].at("last_loss").get<double>());
     if (reports()) describe_resume(*folder, m);
     return folder;
   }
@@ -528,7 +549,7 @@ class Training {
                     {"train_accuracy", stats.train_accuracy}, {"test_loss", stats.test_loss},
                     {"test_accuracy", stats.test_accuracy}, {"images_per_sec", stats.images_per_sec},
                     {"seconds", stats.seconds}, {"lr", learning_rate(common_.schedule, epoch * steps_ - 1)},
-                    {"update", epoch * steps_}, {"stage_forward_delays", forward_delays_in_epoch(plan_, p_, epoch, c_.epochs)}});
+                    {"update", epoch * steps_}, {"stage_forward_delays", forward_delays_of(plan_, p_, pipelines_.of(epoch))}});
     return stats;
   }
 
@@ -545,6 +566,7 @@ class Training {
   BatchLoader train_loader_, test_loader_;
   int64_t steps_;
   LoaderSource source_;
+  EpochPipelines pipelines_;
   WorkerOptions common_;
   std::unique_ptr<comm::Topology> topology_;
   std::unique_ptr<Run> run_;

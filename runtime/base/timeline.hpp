@@ -11,7 +11,7 @@ namespace baton {
 
 class Timeline {
  public:
-  // A box from start to end (microseconds) on the row of `rank`; category: compute, comm, update.
+  // A box from start to end (microseconds) on the row of `rank`; category: "compute" (forward and backward passes) or "other".
   void add(int rank, const std::string& name, const std::string& category, double start_us, double end_us);
   void name_row(int rank, const std::string& name);  // e.g. "rank 3: stage 1, replica 1"
   void write(const std::string& path) const;  // throws one sentence when the file cannot be written

@@ -11,15 +11,12 @@
 namespace baton {
 namespace {
 
-std::string mpirun(int ranks, const std::string& args) {
-  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 mpirun -n " +
-         std::to_string(ranks) + " --oversubscribe --bind-to none " BATON_BINARY " " + args;
-}
+using test::mpirun_command;
 
 TEST(MpiCli, BenchPrintsOneLineForTheWholeJob) {
   for (const std::string& mode : {std::string("--replicas 2 --dp delayed"), std::string("--stages 2 --pipeline stale")}) {
     test::RunResult r = test::run_command(
-        mpirun(2, "bench --model lenet5 --batch-size 32 --iterations 3 --repeats 2 --warmup 1 " + mode), 120);
+        mpirun_command(2, "bench --model lenet5 --batch-size 32 --iterations 3 --repeats 2 --warmup 1 " + mode), 120);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::istringstream lines(r.out);
     std::string line, last;
@@ -35,14 +32,14 @@ TEST(MpiCli, BenchPrintsOneLineForTheWholeJob) {
 }
 
 TEST(MpiCli, AJobOfTheWrongSizeFailsOnEveryRankWithOneSentence) {
-  test::RunResult r = test::run_command(mpirun(3, "train --dataset synthetic --stages 2 --pipeline stale"), 60);
+  test::RunResult r = test::run_command(mpirun_command(3, "train --dataset synthetic --stages 2 --pipeline stale"), 60);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.exit_code, 124) << "the job hung";
   EXPECT_NE(r.err.find("make 2 ranks, but this job has 3; start it with mpirun -n 2"), std::string::npos) << r.err;
 }
 
 TEST(MpiCli, EmulateRefusesToRunUnderSeveralProcesses) {
-  test::RunResult r = test::run_command(mpirun(2, "train --dataset synthetic --stages 2 --pipeline stale --emulate"), 60);
+  test::RunResult r = test::run_command(mpirun_command(2, "train --dataset synthetic --stages 2 --pipeline stale --emulate"), 60);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("start it without mpirun"), std::string::npos) << r.err;
 }

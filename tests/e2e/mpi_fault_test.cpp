@@ -15,10 +15,9 @@ using Clock = std::chrono::steady_clock;
 
 // A training run long enough to be interrupted, tagged with `marker` so the test can find its ranks.
 std::string long_run(const std::string& marker, const std::string& extra) {
-  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 mpirun -n 2 --oversubscribe "
-         "--bind-to none " BATON_BINARY " train --model lenet5 --dataset synthetic --train-size 20000 "
-         "--test-size 64 --batch-size 32 --epochs 50 --stages 2 --pipeline stale --threads 1 --metrics " +
-         (fs::temp_directory_path() / marker).string() + " " + extra;
+  return test::mpirun_command(2, "train --model lenet5 --dataset synthetic --train-size 20000 --test-size 64 "
+                                 "--batch-size 32 --epochs 50 --stages 2 --pipeline stale --threads 1 --metrics " +
+                                     (fs::temp_directory_path() / marker).string() + " " + extra);
 }
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }

@@ -43,6 +43,11 @@ RunResult run_baton(const std::string& arguments, int timeout_seconds) {
   return run_command(std::string(BATON_BINARY) + " " + arguments, timeout_seconds);
 }
 
+std::string mpirun_command(int ranks, const std::string& arguments) {
+  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 mpirun -n " +
+         std::to_string(ranks) + " --oversubscribe --bind-to none " BATON_BINARY " " + arguments;
+}
+
 namespace {
 int background_count = 0;
 }

@@ -21,6 +21,10 @@ RunResult run_command(const std::string& command, int timeout_seconds = 120);
 // Runs BATON_BINARY with these arguments.
 RunResult run_baton(const std::string& arguments, int timeout_seconds = 120);
 
+// The command that starts BATON_BINARY with these arguments as `ranks` MPI processes on this
+// machine (as root too, one OpenMP thread each, not bound to cores).
+std::string mpirun_command(int ranks, const std::string& arguments);
+
 // A command started through /bin/sh in its own process group (`exec` in the command makes the
 // program itself the group's leader); killed with its group if still running when destroyed.
 class Background {
