@@ -15,15 +15,16 @@ using namespace schedulers;
 
 Pipeline pipeline_for_epoch(const ParallelConfig& p, int64_t epoch, int64_t epochs) {
   if (p.pipeline != "hybrid") return parse_pipeline(p.pipeline);
-  const int64_t switch_epoch = p.hybrid_switch_epoch > 0 ? p.hybrid_switch_epoch : epochs / 2 + 1;
+  // With --hybrid-plateau and no switch epoch given, only the run's losses end the stale epochs.
+  const int64_t switch_epoch = p.hybrid_switch_epoch > 0 ? p.hybrid_switch_epoch
+                               : p.hybrid_plateau > 0    ? epochs + 1
+                                                         : epochs / 2 + 1;
   return epoch < switch_epoch ? Pipeline::stale : Pipeline::gpipe;
 }
 
 Pipeline EpochPipelines::of(int64_t epoch) const {
-  if (p_.pipeline != "hybrid" || p_.hybrid_plateau <= 0) return pipeline_for_epoch(p_, epoch, epochs_);
-  const bool switched = (plateau_switch_epoch_ > 0 && epoch >= plateau_switch_epoch_) ||
-                        (p_.hybrid_switch_epoch > 0 && epoch >= p_.hybrid_switch_epoch);
-  return switched ? Pipeline::gpipe : Pipeline::stale;
+  if (plateau_switch_epoch_ > 0 && epoch >= plateau_switch_epoch_) return Pipeline::gpipe;
+  return pipeline_for_epoch(p_, epoch, epochs_);
 }
 
 bool EpochPipelines::switch_after(int64_t epoch, double loss, const std::function<bool(bool)>& agree) {

@@ -11,7 +11,8 @@
 
 namespace baton {
 
-// The pipeline of epoch `epoch` (1-based) of `epochs`; "hybrid" is stale before the switch epoch.
+// The pipeline of epoch `epoch` (1-based) of `epochs` as configured; "hybrid" is stale before the
+// switch epoch (with --hybrid-plateau, EpochPipelines may switch earlier).
 schedulers::Pipeline pipeline_for_epoch(const ParallelConfig& parallel, int64_t epoch, int64_t epochs);
 
 // Which pipeline each epoch of a run uses. Only hybrid changes: stale before --hybrid-switch-epoch,

@@ -118,8 +118,8 @@ namespace {
 // and memory, for the start line and the metrics file's config event. Weight bytes count weights,
 // gradient, averaged gradient and momentum (4 copies), plus the stashes PipeDream keeps.
 nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& plan, const std::vector<StageInfo>& info,
-                               const ParallelConfig& p, int64_t epochs) {
-  const std::string mitigations = to_string(mitigations_for(p, pipeline_for_epoch(p, 1, epochs)));
+                               const ParallelConfig& p, schedulers::Pipeline first_epoch) {
+  const std::string mitigations = to_string(mitigations_for(p, first_epoch));
   auto layer_names = [&](int first, int last) {
     return first + 1 == last ? model.nodes[size_t(first)].name
                              : model.nodes[size_t(first)].name + " .. " + model.nodes[size_t(last - 1)].name;
@@ -515,7 +515,7 @@ class Training {
     if (!reports()) return;
     metrics_ = MetricsLog(c_.metrics, resumed ? resumed_metrics_bytes_ : -1);
     metrics_.mirror_to_tensorboard(c_.tensorboard);
-    nlohmann::json stages = describe_stages(model_, plan_, info, p_, c_.epochs);
+    nlohmann::json stages = describe_stages(model_, plan_, info, p_, pipelines_.of(1));
     print_start(c_, model_, data_, plan_, stages);
     if (resumed) {
       metrics_.write({{"event", "resume"}, {"checkpoint", *resumed}, {"epoch", position_.epoch},

@@ -43,7 +43,14 @@ TEST(EpochPipelines, ThePlateauSwitchFollowsTheFirstEpochThatFellByLessThanTheFr
   EXPECT_EQ(pipelines.of(4), Pipeline::stale);
   EXPECT_EQ(pipelines.of(5), Pipeline::gpipe);
   EXPECT_EQ(pipelines.of(10), Pipeline::gpipe);
-  EXPECT_EQ(pipelines.of(6), Pipeline::gpipe) << "the default fixed switch no longer applies";
+}
+
+TEST(EpochPipelines, WithAPlateauAndNoDecisionEveryEpochIsStale) {
+  const ParallelConfig p = hybrid(0.05);
+  EpochPipelines pipelines(p, 10);
+  EXPECT_EQ(switched_after(pipelines, {1.0, 0.5, 0.25}), 0);
+  for (int64_t epoch : {1, 6, 10}) EXPECT_EQ(pipelines.of(epoch), Pipeline::stale) << "epoch " << epoch;
+  EXPECT_EQ(pipeline_for_epoch(p, 1, 1), Pipeline::stale) << "a one-epoch run plans for the stale pipeline";
 }
 
 TEST(EpochPipelines, AGivenSwitchEpochIsTheLatestSwitch) {
