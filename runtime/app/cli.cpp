@@ -164,7 +164,8 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("staleness", po::value(&p.staleness)->default_value(p.staleness),
        "what a stage whose weights are d updates behind does about it: auto (stale, pipedream: lr-scale; delayed "
        "averaging: momentum,predict), none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / (1 + d)), "
-       "predict (passes use W - d * lr * velocity) and dc (g + lambda * g * g * (W_now - W_then), delayed averaging)")
+       "predict (passes use W - d * lr * velocity) and dc (g + lambda * g * g * (W_now - W_then), W_then the weights of "
+       "the update's first forward)")
       ("dc-lambda", po::value(&p.dc_lambda)->default_value(p.dc_lambda), "lambda of --staleness dc")
       ("emulate", po::bool_switch(&p.emulate), "run every stage and replica in this one process")
       ("progress", po::value(&p.progress)->default_value(p.progress),
@@ -192,10 +193,7 @@ void check_parallel(const ParallelConfig& p) {
   BATON_CHECK(p.progress == "poll" || p.progress == "thread",
               "unknown --progress '" << p.progress << "'; choose poll or thread");
   check_range(p.stall_timeout, "--stall-timeout", 0, 1e9, false, "0 (never) or more seconds");
-  const std::optional<Mitigations> mitigations = parse_mitigations(p.staleness);
-  BATON_CHECK(!mitigations || !mitigations->dc || p.dp == "delayed",
-              "--staleness dc compensates delayed averaging's one-update delay; pass --dp delayed, or choose "
-              "lr-scale, momentum or predict for a pipeline");
+  parse_mitigations(p.staleness);  // names an unknown one
   check_range(p.dc_lambda, "--dc-lambda", 0, 1e6, false, "0 or more");
   check_range(p.hybrid_plateau, "--hybrid-plateau", 0, 1, true, "a fraction from 0 (off) to below 1");
   BATON_CHECK(p.hybrid_plateau == 0 || p.pipeline == "hybrid",

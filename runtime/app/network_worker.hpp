@@ -66,7 +66,8 @@ struct StageStaleness {
   float lr_scale = 1.0f;  // lr-scale: the stage learns at lr / (1 + delay)
   float momentum_cut = 0; // momentum: the stage's momentum is max(0, mu - delay / (1 + delay))
   bool predict = false;   // predict: a pass d behind uses W - d * lr * velocity (d updates ahead)
-  float dc_lambda = 0;    // dc: the update's gradient g becomes g + lambda * g * g * (W_now - W_then)
+  float dc_lambda = 0;    // dc: the update's gradient g becomes g + lambda * g * g * (W_now - W_then), W_then
+                          // the weights its first microbatch's forward used
 };
 
 struct WorkerOptions {

@@ -125,7 +125,8 @@ Outcome sequential_loop(const ModelSpec& model, FixedSource& data) {
 // stage s computes minibatch t's forward on version v = max(0, t - (K - 1 - s)) and its backward on
 // version t (stale) or the forward's (PipeDream), then applies update t to its newest weights.
 // Mitigations of a stage with delay d = K - 1 - s: lr-scale lr / (1 + d); momentum mu - d / (1 + d);
-// predict: a pass t - v > 0 behind uses W(v) - (t - v) * lr * velocity(v).
+// predict: a pass t - v > 0 behind uses W(v) - (t - v) * lr * velocity(v); dc: the gradient g is
+// applied as g + lambda * g * g * (W(t) - W_then), W_then the weights its forward used.
 Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data, Mitigations m = {}) {
   auto nets = stage_networks(model, stages, kBatch);
   std::vector<std::vector<std::vector<float>>> history(static_cast<size_t>(stages)), velocities(history);
@@ -164,7 +165,11 @@ Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSourc
     backward_chain(nets, backward_weights, 1.0f / float(kBatch));
     for (int s = 0; s < stages; ++s) {
       std::vector<float> next = history[size_t(s)].back();
-      sgd[size_t(s)].step(next, nets[size_t(s)]->grads(), lr[size_t(s)]);
+      std::span<float> g = nets[size_t(s)]->grads();
+      if (m.dc && s + 1 < stages)
+        for (size_t i = 0; i < g.size(); ++i)
+          g[i] += kDcLambda * g[i] * g[i] * (next[i] - forward_weights[size_t(s)].data[i]);
+      sgd[size_t(s)].step(next, g, lr[size_t(s)]);
       history[size_t(s)].push_back(std::move(next));
       velocities[size_t(s)].emplace_back(sgd[size_t(s)].velocity().begin(), sgd[size_t(s)].velocity().end());
     }
@@ -288,7 +293,8 @@ ParallelConfig mitigated(ParallelConfig p, const Mitigations& m) {
 }
 
 const std::vector<Mitigations> kPipelineMitigations = {
-    {.lr_scale = true}, {.momentum = true}, {.predict = true}, {.lr_scale = true, .predict = true}};
+    {.lr_scale = true}, {.momentum = true}, {.predict = true}, {.dc = true},
+    {.lr_scale = true, .predict = true, .dc = true}};
 
 TEST_F(Emulation, PipelineStalenessMitigationsFollowTheirFormulas) {
   for (bool stash : {false, true}) {
