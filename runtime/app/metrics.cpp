@@ -12,6 +12,13 @@
 #include "runtime/base/error.hpp"
 
 namespace baton {
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
 
 MetricsLog::MetricsLog(const std::string& path, int64_t keep_bytes) {
   if (path.empty()) return;
@@ -26,15 +33,17 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_bytes) {
 
 int64_t MetricsLog::bytes() { return out_.is_open() ? int64_t(out_.tellp()) : 0; }
 
-void MetricsLog::mirror_to_tensorboard(const std::string& dir) {
-  if (!dir.empty()) tensorboard_ = std::make_unique<TensorBoardWriter>(dir);
+void MetricsLog::mirror_to_tensorboard(const std::string& dir, int64_t resumed_after) {
+  if (dir.empty()) return;
+  tensorboard_ = std::make_unique<TensorBoardWriter>(dir);
+  if (resumed_after >= 0) tensorboard_->restart(resumed_after + 1, now_seconds());
 }
 
 void MetricsLog::write_scalars(const nlohmann::json& event) {
   const std::string kind = event.at("event").get<std::string>();
   if ((kind != "step" && kind != "epoch") || !event.contains("update")) return;
   const int64_t step = event.at("update").get<int64_t>();
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now = now_seconds();
   for (const auto& [field, value] : event.items()) {
     if (field == "update" || field == "epoch") continue;
     if (value.is_number()) tensorboard_->scalar(kind + "/" + field, step, value.get<double>(), now);

@@ -24,7 +24,8 @@ class MetricsLog {
   explicit MetricsLog(const std::string& path, int64_t keep_bytes = -1);
   // Step and epoch events also become TensorBoard scalars in `dir`: each number of the event is
   // the curve "<event>/<field>" (arrays: "<event>/<field>/<index>") at step = its "update".
-  void mirror_to_tensorboard(const std::string& dir);
+  // `resumed_after`: the updates done at the checkpoint a resumed run starts from (-1: a new run).
+  void mirror_to_tensorboard(const std::string& dir, int64_t resumed_after = -1);
   void write(const nlohmann::json& event);  // flushed at once, so a crash loses nothing
   bool enabled() const { return out_.is_open() || tensorboard_; }
   int64_t bytes();  // written so far

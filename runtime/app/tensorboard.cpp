@@ -102,6 +102,17 @@ std::string scalar_event(const std::string& tag, int64_t step, double value, dou
   return event;
 }
 
+// Event { wall_time, step, session_log = 7: SessionLog { status = 1: START (1) } }.
+std::string session_start_event(int64_t step, double wall_time) {
+  std::string session_log;
+  append_int64_field(session_log, 1, 1);
+  std::string event;
+  append_double_field(event, 1, wall_time);
+  append_int64_field(event, 2, step);
+  append_bytes_field(event, 7, session_log);
+  return event;
+}
+
 std::string host_name() {
   char name[HOST_NAME_MAX + 1] = {};
   if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
@@ -146,6 +157,11 @@ TensorBoardWriter::~TensorBoardWriter() {
 
 void TensorBoardWriter::scalar(const std::string& tag, int64_t step, double value, double wall_time) {
   write_record(scalar_event(tag, step, value, wall_time));
+}
+
+void TensorBoardWriter::restart(int64_t step, double wall_time) {
+  write_record(session_start_event(step, wall_time));
+  flush();
 }
 
 void TensorBoardWriter::flush() {

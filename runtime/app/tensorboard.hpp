@@ -23,6 +23,9 @@ class TensorBoardWriter {
 
   // One point of the curve `tag`; wall_time is in seconds since the Unix epoch.
   void scalar(const std::string& tag, int64_t step, double value, double wall_time);
+  // A SessionLog START at `step`: TensorBoard drops the points of earlier files from that step on, so
+  // a run resumed from a checkpoint does not show the stopped run's later points twice.
+  void restart(int64_t step, double wall_time);
   void flush();
   const std::string& path() const { return path_; }
 

@@ -514,7 +514,8 @@ class Training {
     const std::vector<StageInfo> info = run_->stage_info();  // collective: every rank takes part
     if (!reports()) return;
     metrics_ = MetricsLog(c_.metrics, resumed ? resumed_metrics_bytes_ : -1);
-    metrics_.mirror_to_tensorboard(c_.tensorboard);
+    metrics_.mirror_to_tensorboard(c_.tensorboard,
+                                   resumed ? (position_.epoch - 1) * steps_ + position_.update_in_epoch : -1);
     nlohmann::json stages = describe_stages(model_, plan_, info, p_, pipelines_.of(1));
     print_start(c_, model_, data_, plan_, stages);
     if (resumed) {
