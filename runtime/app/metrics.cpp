@@ -44,12 +44,14 @@ void MetricsLog::write_scalars(const nlohmann::json& event) {
   if ((kind != "step" && kind != "epoch") || !event.contains("update")) return;
   const int64_t step = event.at("update").get<int64_t>();
   const double now = now_seconds();
+  auto point = [&](const std::string& tag, const nlohmann::json& value) {
+    if (value.is_number()) tensorboard_->scalar(tag, step, value.get<double>(), now);
+  };
   for (const auto& [field, value] : event.items()) {
     if (field == "update" || field == "epoch") continue;
-    if (value.is_number()) tensorboard_->scalar(kind + "/" + field, step, value.get<double>(), now);
-    if (!value.is_array()) continue;
-    for (size_t i = 0; i < value.size(); ++i)
-      if (value[i].is_number()) tensorboard_->scalar(kind + "/" + field + "/" + std::to_string(i), step, value[i].get<double>(), now);
+    point(kind + "/" + field, value);
+    if (value.is_array())
+      for (size_t i = 0; i < value.size(); ++i) point(kind + "/" + field + "/" + std::to_string(i), value[i]);
   }
   tensorboard_->flush();
 }

@@ -161,14 +161,12 @@ int64_t NetworkWorker::forward(int64_t microbatch, int slot, int part) {
 
 int64_t NetworkWorker::backward_data(int64_t microbatch, int slot, int part) {
   auto stash = stashes_.find(microbatch);
-  layers::ParamsView weights = pass_weights(microbatch, part);
-  int64_t version = versions_[size_t(part)];
-  if (stash != stashes_.end()) {
-    weights = {stash->second.weights.data(), stash->second.generation};
-    version = stash->second.versions[size_t(part)];
-  }
+  const bool stashed = stash != stashes_.end();
+  const layers::ParamsView weights = stashed ? layers::ParamsView{stash->second.weights.data(), stash->second.generation}
+                                             : pass_weights(microbatch, part);
+  const int64_t version = stashed ? stash->second.versions[size_t(part)] : versions_[size_t(part)];
   net_.backward_data(slot, weights, loss_scale_, options_.parts[size_t(part)]);
-  if (part == 0 && stash != stashes_.end()) stashes_.erase(stash);  // parts go backward last first
+  if (part == 0 && stashed) stashes_.erase(stash);  // parts go backward last first
   return version;
 }
 

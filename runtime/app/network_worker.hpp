@@ -56,7 +56,7 @@ struct Segment {
   int64_t updates = 1;
   int64_t updates_before = 0;     // of the whole run before this segment: the LR schedule's position
   // Set where the run decides the pipeline as it goes (--hybrid-plateau); else the epoch's configured one.
-  std::optional<schedulers::Pipeline> pipeline;
+  std::optional<schedulers::Pipeline> pipeline = std::nullopt;
 };
 
 // What a stage does about the weight delay of its schedule (README, "Staleness mitigations"). A pass

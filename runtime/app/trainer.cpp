@@ -59,7 +59,7 @@ int64_t memory_limit(double gib) {
   return int64_t(0.9 * double(usable_memory_bytes()) / ranks_here);
 }
 
-DataOptions data_options(const TrainConfig& c, const layers::ZooEntry& model) {
+DataOptions data_options(const TrainConfig& c, const layers::ZooEntry& model, int64_t max_bytes) {
   DataOptions o;
   o.name = c.dataset;
   o.dir = c.data_dir.empty() && c.dataset == "fashion-mnist" ? kDebianFashionMnist : c.data_dir;
@@ -68,7 +68,7 @@ DataOptions data_options(const TrainConfig& c, const layers::ZooEntry& model) {
   o.synthetic_train = c.synthetic_train;
   o.synthetic_test = c.synthetic_test;
   o.seed = c.seed;
-  o.max_bytes = memory_limit(c.max_memory_gib);
+  o.max_bytes = max_bytes;
   return o;
 }
 
@@ -303,11 +303,12 @@ class Training {
  public:
   explicit Training(const TrainConfig& c)
       : c_(c), p_(c.parallel), one_process_(runs_here(p_)),
-        data_(load_data(data_options(c, layers::zoo_entry(c.model)))),
+        memory_limit_(memory_limit(c.max_memory_gib)),
+        data_(load_data(data_options(c, layers::zoo_entry(c.model), memory_limit_))),
         model_(model_for(c.model, data_.train, c.dataset)),
         network_{parse_backend(c.backend), std::max<int64_t>(1, c.batch_size / (p_.replicas * p_.microbatches)), 1,
                  c.seed},
-        plan_(plan_within_memory(model_, p_, c.batch_size, c.epochs, network_, memory_limit(c.max_memory_gib),
+        plan_(plan_within_memory(model_, p_, c.batch_size, c.epochs, network_, memory_limit_,
                                  double(data_.train.images.size() + data_.test.images.size()) * sizeof(float))),
         norm_(channel_statistics(data_.train)),
         train_loader_(data_.train, norm_, c.batch_size, c.shuffle, true, c.seed),
@@ -559,6 +560,7 @@ class Training {
   const TrainConfig& c_;
   const ParallelConfig& p_;
   const bool one_process_;
+  const int64_t memory_limit_;  // --max-memory in bytes (its default takes a collective: computed once)
   DataSplit data_;
   layers::ModelSpec model_;
   layers::NetworkOptions network_;
