@@ -20,7 +20,8 @@ using Key = std::tuple<Channel, int64_t, int, int>;
 
 struct Collective {
   int started = 0;
-  double latest = 0;  // when the last replica started, plus the collective's latency
+  double latest = 0;  // when the last replica started
+  double done = 0;    // valid once every replica started
 };
 
 class Simulator {
@@ -83,7 +84,7 @@ class Simulator {
   std::optional<double> collective(const Key& key) const {
     auto it = collectives_.find(key);
     if (it == collectives_.end() || it->second.started < replicas_) return std::nullopt;
-    return it->second.latest;
+    return it->second.done;
   }
 
   std::optional<double> ready_at(const Program& p, const Instruction& instruction) const {
@@ -104,14 +105,18 @@ class Simulator {
     const double latency = costs_.latency(p, instruction);
     auto start = [&](Channel channel, int64_t update, int part) {
       Collective& c = collectives_[{channel, update, part, p.stage}];
-      ++c.started;
-      c.latest = std::max(c.latest, end + latency);
+      c.latest = std::max(c.latest, end);
+      if (++c.started < replicas_) return;
+      double& free = stage_comm_free_[p.stage];
+      c.done = free = std::max(c.latest, free) + latency;
+    };
+    auto send = [&](Channel channel, int64_t microbatch, int to) {
+      double& free = link_free_[{p.rank, to}];
+      messages_[{channel, microbatch, p.rank, to}] = free = std::max(end, free) + latency;
     };
     std::visit(Overloaded{
-                   [&](const SendActivation& i) {
-                     messages_[{Channel::activation, i.microbatch, p.rank, i.to}] = end + latency;
-                   },
-                   [&](const SendGrad& i) { messages_[{Channel::gradient, i.microbatch, p.rank, i.to}] = end + latency; },
+                   [&](const SendActivation& i) { send(Channel::activation, i.microbatch, i.to); },
+                   [&](const SendGrad& i) { send(Channel::gradient, i.microbatch, i.to); },
                    [&](const StartAverage& i) { start(Channel::average, i.update, i.part); },
                    [&](const StartGather& i) { start(Channel::gather, i.update, i.part); },
                    [](const auto&) {},
@@ -137,6 +142,8 @@ class Simulator {
   std::vector<double> clock_;
   std::map<Key, double> messages_;
   std::map<Key, Collective> collectives_;
+  std::map<std::pair<int, int>, double> link_free_;  // (from, to): when its last message arrived
+  std::map<int, double> stage_comm_free_;            // stage: when its replicas' last collective ended
   Simulation result_;
 };
 

@@ -1,6 +1,7 @@
 // Discrete-event simulation of all ranks' programs against a cost per instruction: receives wait
 // for their send, averaging waits for every replica of the stage. Gives each instruction's start
 // and end, the makespan and each rank's busy time; finds deadlocks under blocking semantics.
+// Messages on one link, and the collectives of one stage's replicas, take their turns.
 #pragma once
 
 #include <functional>
@@ -11,8 +12,11 @@
 
 namespace baton::schedulers {
 
-// Seconds (or units) an instruction occupies its rank; sends and waits cost nothing on the rank,
-// a message arrives `latency(...)` after its send.
+// Seconds (or units) an instruction occupies its rank; sends and waits cost nothing on the rank.
+// A message arrives `latency(...)` after its send, or after the link's previous message arrived;
+// a collective ends `latency(...)` after its last replica started it, or after the stage's
+// previous collective ended. Programs given are the ranks simulated: pass one replica's programs
+// alone and a collective completes when that replica starts it (the symmetric case, priced whole).
 struct CostModel {
   std::function<double(const Program&, const Instruction&)> compute;
   std::function<double(const Program&, const Instruction&)> latency;  // of a send, or of a collective

@@ -68,6 +68,8 @@ const char* kUsage =
     "  train    train a model (see baton train --help)\n"
     "  bench    time training steps on synthetic data (see baton bench --help)\n"
     "  schedule print every rank's program of a training mode (see baton schedule --help)\n"
+    "  profile  measure each layer's passes and write a cost file (see baton profile --help)\n"
+    "  simulate predict a configuration's step time on a cluster from a cost file (see baton simulate --help)\n"
     "  models   list the model zoo with parameter counts and training FLOPs per image\n"
     "  export   write a checkpoint's whole model as one safetensors file (see baton export --help)\n"
     "  report   draw a run's curves and each rank's busy, communication and idle time per update from\n"
@@ -154,7 +156,8 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("partition", po::value(&p.partition),
        "where stages 2..K begin, as layer names or indices (e.g. layer2.0.conv1,layer3.0.conv1); default: balanced FLOPs")
       ("partition-by", po::value(&p.partition_by)->default_value(p.partition_by),
-       "balance stages by flops (reproducible) or by time (each layer measured here; ranks agree on the mean)")
+       "balance stages by flops (reproducible), by time (each layer measured here; ranks agree on the mean), or by "
+       "a cost file from baton profile (its times plus what each stage sends and receives)")
       ("hybrid-switch-epoch", po::value(&p.hybrid_switch_epoch),
        "hybrid: the first epoch (1-based) trained without pipelining; default: half of the epochs + 1")
       ("hybrid-plateau", po::value(&p.hybrid_plateau)->default_value(p.hybrid_plateau),
@@ -188,8 +191,9 @@ void check_parallel(const ParallelConfig& p) {
               "hybrid updates after every microbatch while stale and then trains without pipelining, so it takes "
               "--microbatches 1; choose the microbatch with --batch-size");
   check_range(p.bucket_mb, "--bucket-mb", std::numeric_limits<double>::min(), 1e12, false, "a positive size");
-  BATON_CHECK(p.partition_by == "flops" || p.partition_by == "time",
-              "unknown --partition-by '" << p.partition_by << "'; choose flops or time");
+  BATON_CHECK(p.partition_by == "flops" || p.partition_by == "time" || std::filesystem::is_regular_file(p.partition_by),
+              "--partition-by '" << p.partition_by << "' is neither flops, time nor an existing cost file; choose one "
+                                 << "(baton profile --output FILE writes a cost file)");
   BATON_CHECK(p.progress == "poll" || p.progress == "thread",
               "unknown --progress '" << p.progress << "'; choose poll or thread");
   check_range(p.stall_timeout, "--stall-timeout", 0, 1e9, false, "0 (never) or more seconds");
@@ -480,6 +484,77 @@ Invocation parse_bench(const std::vector<std::string>& args) {
   return inv;
 }
 
+Invocation parse_profile(const std::vector<std::string>& args) {
+  Invocation inv;
+  inv.command = Command::profile;
+  ProfileCommand& c = inv.profile;
+  std::string config_file, counts = "1";
+  po::options_description run("Profile");
+  run.add_options()
+      ("model", po::value(&c.model)->default_value(c.model), "network from the zoo, at its own input shape")
+      ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "images per step")
+      ("microbatches", po::value(&counts)->default_value(counts),
+       "comma-separated microbatch counts; each measures microbatches of batch-size / count images (e.g. 1,2,4)")
+      ("repeats", po::value(&c.repeats)->default_value(c.repeats), "timed passes per size (the median is kept)")
+      ("output", po::value(&c.output), "write the cost file (JSON) here");
+  po::options_description all("baton profile: measure each layer's forward, data-gradient and weight-gradient time\n\n"
+                              "usage: baton profile [options] --output costs.json");
+  std::string seed = std::to_string(c.seed);
+  all.add(general_options(config_file, seed, c.threads, c.backend, c.max_memory_gib)).add(run);
+  Parsed parsed = parse(all, args, "profile");
+  if (parsed.help) return help_for(all);
+  c.seed = parse_seed(seed);
+  c.microbatches = parse_list(counts, "--microbatches");
+  for (int64_t count : c.microbatches) check_positive(count, "every --microbatches count");
+  check_positive(c.batch_size, "--batch-size");
+  check_positive(c.repeats, "--repeats");
+  check_max_memory(c.max_memory_gib);
+  BATON_CHECK(c.threads >= 0, "--threads must be 0 (all cores) or more, not " << c.threads);
+  return inv;
+}
+
+Invocation parse_simulate(const std::vector<std::string>& args) {
+  Invocation inv;
+  inv.command = Command::simulate;
+  SimulateCommand& c = inv.simulate;
+  std::string config_file;
+  po::options_description run("Simulation");
+  run.add_options()
+      ("help,h", "print this help")
+      ("config", po::value(&config_file), "read options from this INI file (key = value); the command line wins")
+      ("model", po::value(&c.model)->default_value(c.model), "network from the zoo, as the cost file timed it")
+      ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "images per step")
+      ("iterations", po::value(&c.iterations)->default_value(c.iterations), "updates in the simulated program")
+      ("costs", po::value(&c.costs), "the cost file baton profile wrote for this model (required)")
+      ("network", po::value(&c.network), "a network file (README, \"Simulator\"); default: shared memory within a "
+                                          "node, 10 Gbit/s Ethernet between nodes")
+      ("nodes", po::value(&c.nodes)->default_value(c.nodes), "nodes (0: as many as the ranks need)")
+      ("ranks-per-node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node),
+       "ranks on each node (0: all on one node, or ranks / --nodes)")
+      ("search", po::bool_switch(&c.search),
+       "rank every configuration of --nodes x --ranks-per-node ranks by predicted throughput")
+      ("memory-per-rank", po::value(&c.memory_per_rank_gib)->default_value(c.memory_per_rank_gib),
+       "search: leave out configurations whose busiest rank needs more GiB (0: no limit)");
+  po::options_description all("baton simulate: predict the step time, idle and memory of a configuration\n\n"
+                              "usage: baton simulate --costs costs.json [options]");
+  all.add(run).add(parallel_options(c.parallel));
+  Parsed parsed = parse(all, args, "simulate");
+  if (parsed.help) return help_for(all);
+  BATON_CHECK(!c.costs.empty(), "baton simulate needs --costs FILE, from baton profile --model " << c.model
+                                                                                             << " --output FILE");
+  check_positive(c.batch_size, "--batch-size");
+  check_positive(c.iterations, "--iterations");
+  BATON_CHECK(c.nodes >= 0 && c.nodes <= kMaxRanks, "--nodes must be from 0 to " << kMaxRanks << ", not " << c.nodes);
+  BATON_CHECK(c.ranks_per_node >= 0 && c.ranks_per_node <= kMaxRanks,
+              "--ranks-per-node must be from 0 to " << kMaxRanks << ", not " << c.ranks_per_node);
+  BATON_CHECK(!c.search || (c.nodes > 0 && c.ranks_per_node > 0),
+              "--search ranks the configurations of a world; give it with --nodes and --ranks-per-node");
+  check_range(c.memory_per_rank_gib, "--memory-per-rank", 0, 1e9, false, "0 (no limit) or more GiB");
+  check_parallel(c.parallel);
+  if (!c.search) check_split(c.parallel, c.batch_size);
+  return inv;
+}
+
 }  // namespace
 
 std::optional<Mitigations> parse_mitigations(const std::string& list) {
@@ -509,12 +584,14 @@ Invocation parse_command_line(int argc, const char* const argv[]) {
   if (command == "bench") return parse_bench(args);
   if (command == "schedule") return parse_schedule(args);
   if (command == "export") return parse_export(args);
+  if (command == "profile") return parse_profile(args);
+  if (command == "simulate") return parse_simulate(args);
   if (command == "models") {
     BATON_CHECK(args.empty(), "baton models takes no options, but got '" << args[0] << "'");
     return printing(Command::models, "");
   }
   BATON_FAIL("unknown command '" << command
-                                 << "'; use train, bench, schedule, models, export or report (baton --help)");
+                                 << "'; use train, bench, schedule, profile, simulate, models, export or report (baton --help)");
 }
 
 }  // namespace baton

@@ -22,7 +22,7 @@ struct ParallelConfig {
   std::string dp = "sync";               // sync, overlap, delayed, sharded
   bool split_backward = false;           // LayerPipe: input gradient sent before the weight gradient
   std::string partition;                 // where stages 2..K begin; empty: balanced by --partition-by
-  std::string partition_by = "flops";    // flops, or time (each layer's passes measured on this machine)
+  std::string partition_by = "flops";    // flops, time (each layer measured here), or a cost file (baton profile)
   bool emulate = false;
   int64_t hybrid_switch_epoch = -1;      // hybrid: first gpipe epoch; -1: half of the epochs
   double hybrid_plateau = 0;             // hybrid: > 0 switches after the training loss falls by less than this
@@ -106,7 +106,35 @@ struct ScheduleCommand {
   int64_t steps = 4;  // updates shown
 };
 
-enum class Command { train, bench, models, schedule, export_model, help, version };
+// `baton profile`: per-layer times of a model at the microbatch sizes batch_size / count.
+struct ProfileCommand {
+  std::string model = "resnet20";
+  int64_t batch_size = 128;
+  std::vector<int64_t> microbatches{1};  // counts: each measures microbatches of batch_size / count images
+  int64_t repeats = 5;                   // timed passes per size (the median is kept)
+  int threads = 1;
+  std::string backend = "cpu";
+  double max_memory_gib = 0;
+  uint64_t seed = 1;
+  std::string output;                    // the cost file; "" prints the table only
+};
+
+// `baton simulate`: the programs `baton bench` would run with these options, played against a
+// cost file and a network model; or (search) every configuration that fits the world.
+struct SimulateCommand {
+  std::string model = "resnet20";
+  int64_t batch_size = 128;
+  int64_t iterations = 20;   // updates in the simulated program, as bench times them
+  ParallelConfig parallel;
+  std::string costs;         // from baton profile (required)
+  std::string network;       // a network file; "" for the defaults (README)
+  int nodes = 0;             // 0: as many as the ranks need at ranks_per_node
+  int ranks_per_node = 0;    // 0: every rank on one node, or ranks / nodes
+  bool search = false;
+  double memory_per_rank_gib = 0;  // search: configurations over it are left out; 0: no limit
+};
+
+enum class Command { train, bench, models, schedule, export_model, profile, simulate, help, version };
 
 struct Invocation {
   Command command = Command::help;
@@ -114,6 +142,8 @@ struct Invocation {
   BenchConfig bench;
   ScheduleCommand schedule;
   ExportCommand export_model;
+  ProfileCommand profile;
+  SimulateCommand simulate;
   std::string help_text;  // for Command::help
 };
 

@@ -14,8 +14,10 @@
 
 #include "runtime/app/checkpoint.hpp"
 #include "runtime/app/cli.hpp"
+#include "runtime/app/cost_profile.hpp"
 #include "runtime/base/error.hpp"
 #include "runtime/app/parallel_plan.hpp"
+#include "runtime/app/simulate.hpp"
 #include "runtime/app/trainer.hpp"
 
 namespace {
@@ -56,6 +58,12 @@ int run(const baton::Invocation& inv) {
       return 0;
     case baton::Command::schedule:
       baton::print_schedule(inv.schedule, std::cout);
+      return 0;
+    case baton::Command::profile:
+      baton::run_profile(inv.profile, std::cout);
+      return 0;
+    case baton::Command::simulate:
+      baton::run_simulate(inv.simulate, std::cout);
       return 0;
     case baton::Command::bench: {
       nlohmann::json result = baton::run_bench(inv.bench);

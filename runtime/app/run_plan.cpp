@@ -33,14 +33,6 @@ std::vector<layers::NodeRange> buckets(const std::vector<layers::NodeCost>& cost
   return parts;
 }
 
-// Gradient buckets per stage, as the schedule builders take them (empty: one each).
-std::vector<int> part_counts(const RunPlan& plan) {
-  std::vector<int> parts;
-  for (const auto& stage_parts : plan.parts) parts.push_back(int(stage_parts.size()));
-  const bool several = std::any_of(parts.begin(), parts.end(), [](int n) { return n > 1; });
-  return several ? parts : std::vector<int>{};
-}
-
 // The most microbatches stage `stage` holds at once under `pipeline`.
 int slots_for(Pipeline pipeline, int stage, const ParallelConfig& p) {
   switch (pipeline) {
@@ -79,9 +71,18 @@ RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_
   return plan;
 }
 
+std::vector<int> part_counts(const RunPlan& plan) {
+  std::vector<int> parts;
+  for (const auto& stage_parts : plan.parts) parts.push_back(int(stage_parts.size()));
+  const bool several = std::any_of(parts.begin(), parts.end(), [](int n) { return n > 1; });
+  return several ? parts : std::vector<int>{};
+}
+
 std::vector<int64_t> forward_delays_of(const RunPlan& plan, const ParallelConfig& p, Pipeline pipeline) {
-  // Long enough for every stage to reach its steady state.
-  ScheduleConfig c = schedule_for(p, pipeline, 2 * p.stages + 2, part_counts(plan));
+  // Long enough for every stage to reach its steady state; every replica beyond two has the same.
+  ParallelConfig two = p;
+  two.replicas = std::min(p.replicas, 2);
+  ScheduleConfig c = schedule_for(two, pipeline, 2 * p.stages + 2, part_counts(plan));
   return schedulers::forward_delays(build_programs(c), c);
 }
 

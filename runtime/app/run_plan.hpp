@@ -28,6 +28,9 @@ struct RunPlan {
 RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& parallel, int64_t batch_size, int64_t epochs,
                  const std::vector<layers::NodeCost>& costs);
 
+// Gradient buckets per stage, as the schedule builders take them (empty: one each).
+std::vector<int> part_counts(const RunPlan& plan);
+
 // Per stage, the forward delay its schedule gives with this pipeline (hybrid changes it).
 std::vector<int64_t> forward_delays_of(const RunPlan& plan, const ParallelConfig& parallel,
                                        schedulers::Pipeline pipeline);

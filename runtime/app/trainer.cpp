@@ -41,24 +41,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-layers::Backend parse_backend(const std::string& name) {
-  if (name == "cpu") return layers::Backend::cpu;
-  if (name == "reference") return layers::Backend::reference;
-  BATON_FAIL("unknown backend '" << name << "'; choose cpu or reference");
-}
-
-// --max-memory in bytes: the GiB given, or 90 % of what this machine (or job) may use, shared by
-// the MPI ranks on it, each of which loads its own data and model.
-int64_t memory_limit(double gib) {
-  if (gib > 0) return int64_t(std::min(gib * double(int64_t(1) << 30), 9e18));
-  MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int ranks_here = 1;
-  MPI_Comm_size(node, &ranks_here);
-  MPI_Comm_free(&node);
-  return int64_t(0.9 * double(usable_memory_bytes()) / ranks_here);
-}
-
 DataOptions data_options(const TrainConfig& c, const layers::ZooEntry& model, int64_t max_bytes) {
   DataOptions o;
   o.name = c.dataset;
@@ -95,9 +77,6 @@ LrSchedule schedule_for(const TrainConfig& c, int64_t steps_per_epoch) {
   return s;
 }
 
-void set_threads(int threads) {
-  if (threads > 0) omp_set_num_threads(threads);
-}
 
 // "2.26 MFLOP", "156 FLOP".
 std::string with_unit(double value, const std::string& unit) {
@@ -111,6 +90,30 @@ std::string with_unit(double value, const std::string& unit) {
 }
 
 }  // namespace
+
+layers::Backend parse_backend(const std::string& name) {
+  if (name == "cpu") return layers::Backend::cpu;
+  if (name == "reference") return layers::Backend::reference;
+  BATON_FAIL("unknown backend '" << name << "'; choose cpu or reference");
+}
+
+// --max-memory in bytes: the GiB given, or 90 % of what this machine (or job) may use, shared by
+// the MPI ranks on it, each of which loads its own data and model.
+int64_t memory_limit(double gib) {
+  if (gib > 0) return int64_t(std::min(gib * double(int64_t(1) << 30), 9e18));
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int ranks_here = 1;
+  MPI_Comm_size(node, &ranks_here);
+  MPI_Comm_free(&node);
+  return int64_t(0.9 * double(usable_memory_bytes()) / ranks_here);
+}
+
+void set_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+int omp_threads() { return omp_get_max_threads(); }
 
 namespace {
 

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "layers/layer.hpp"
 #include "runtime/app/cli.hpp"
 
 namespace baton {
@@ -31,5 +32,13 @@ TrainingOutcome run_training(const TrainConfig& config);
 nlohmann::json run_bench(const BenchConfig& config);
 
 void print_model_zoo(std::ostream& out);
+
+// Shared by the commands that build networks: --backend's kernels, --threads (0 leaves OpenMP's
+// default), the threads kernels will use, and --max-memory in bytes (0 GiB: 90 % of this
+// machine's or job's memory, shared by the MPI ranks on it).
+layers::Backend parse_backend(const std::string& name);
+void set_threads(int threads);
+int omp_threads();
+int64_t memory_limit(double gib);
 
 }  // namespace baton

@@ -1,0 +1,53 @@
+// `baton profile`: each layer's measured forward, data-gradient and weight-gradient seconds at the
+// microbatch sizes asked, the passes' time outside the layers, and the optimizer's time per
+// parameter, as a JSON cost file that `baton simulate` and `--partition-by FILE` read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "layers/model_spec.hpp"
+#include "runtime/app/cli.hpp"
+
+namespace baton {
+
+struct PassSeconds {
+  double forward = 0, data_gradient = 0, weight_gradient = 0;
+  double total() const { return forward + data_gradient + weight_gradient; }
+  PassSeconds operator+(const PassSeconds& o) const {
+    return {forward + o.forward, data_gradient + o.data_gradient, weight_gradient + o.weight_gradient};
+  }
+  PassSeconds operator*(double factor) const { return {forward * factor, data_gradient * factor, weight_gradient * factor}; }
+};
+
+struct CostProfile {
+  std::string model;
+  std::string backend;
+  int threads = 1;
+  std::vector<int64_t> microbatch_sizes;               // ascending
+  std::vector<std::string> node_names;                 // the model's, in order
+  std::vector<std::vector<PassSeconds>> node_seconds;  // [size][node], median of the repeats
+  std::vector<PassSeconds> outside_nodes;              // [size]: a whole pass minus its nodes (reorders, sums)
+  double optimizer_seconds_per_param = 0;
+
+  // One node's passes at `microbatch` images: linear between the measured sizes around it, and
+  // proportional to the size from the nearest one outside them.
+  PassSeconds node(int index, int64_t microbatch) const;
+  PassSeconds outside(int64_t microbatch) const;  // the same for the time outside the nodes
+};
+
+// Measures `model` on this machine: per size, one untimed pass, then `repeats` timed ones.
+CostProfile measure_profile(const layers::ModelSpec& model, const ProfileCommand& command);
+
+nlohmann::json to_json(const CostProfile& profile);
+// Reads a cost file written by `baton profile` for `model`; one sentence when it is missing,
+// corrupt, or made for another model.
+CostProfile read_profile(const std::string& path, const layers::ModelSpec& model);
+
+// `baton profile`: measures, writes --output, prints a per-layer table.
+void run_profile(const ProfileCommand& command, std::ostream& out);
+
+}  // namespace baton

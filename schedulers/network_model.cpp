@@ -1,0 +1,34 @@
+// Implementation of the collectives' prices.
+#include "schedulers/network_model.hpp"
+
+#include <cmath>
+
+#include "runtime/base/error.hpp"
+
+namespace baton::schedulers {
+
+void NetworkModel::check() const {
+  for (auto [link, name] : {std::pair{&intra_node, "intra_node"}, {&inter_node, "inter_node"}}) {
+    BATON_CHECK(std::isfinite(link->latency) && link->latency >= 0,
+                "the network's " << name << " latency must be 0 or more seconds, not " << link->latency);
+    BATON_CHECK(std::isfinite(link->bandwidth) && link->bandwidth > 0,
+                "the network's " << name << " bandwidth must be a positive number of bytes per second, not "
+                                 << link->bandwidth);
+  }
+  BATON_CHECK(ranks_per_node >= 1, "ranks per node must be at least 1, not " << ranks_per_node);
+}
+
+const LinkCost& NetworkModel::slowest_link(const std::vector<int>& group) const {
+  for (int rank : group)
+    if (node_of(rank) != node_of(group.front())) return inter_node;
+  return intra_node;
+}
+
+double NetworkModel::ring(double bytes, const std::vector<int>& group, int passes) const {
+  const double r = double(group.size());
+  if (group.size() < 2) return 0;
+  const LinkCost& link = slowest_link(group);
+  return passes * (r - 1) * link.seconds(bytes / r);
+}
+
+}  // namespace baton::schedulers

@@ -1,0 +1,43 @@
+// The α–β network model the simulator prices communication with: a link within a node and one
+// between nodes, ranks placed on nodes in blocks, and each collective priced by the algorithm
+// baton's MPI uses (ring allreduce; reduce-scatter and all-gather for sharded averaging).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace baton::schedulers {
+
+// A message of b bytes takes latency + b / bandwidth seconds.
+struct LinkCost {
+  double latency = 0;    // seconds (α)
+  double bandwidth = 0;  // bytes per second (β)
+  double seconds(double bytes) const { return latency + bytes / bandwidth; }
+};
+
+struct NetworkModel {
+  // Defaults for a user without a calibration (README, "Simulator"): shared memory within a node,
+  // 10 Gbit/s Ethernet between nodes.
+  LinkCost intra_node{2e-6, 5e9};
+  LinkCost inter_node{25e-6, 1.25e9};
+  int ranks_per_node = 1;  // ranks 0..n-1 on node 0, n..2n-1 on node 1, ...
+
+  int node_of(int rank) const { return rank / ranks_per_node; }
+  const LinkCost& link(int a, int b) const { return node_of(a) == node_of(b) ? intra_node : inter_node; }
+
+  double point_to_point(double bytes, int from, int to) const { return link(from, to).seconds(bytes); }
+  // A ring over `group` (its order is the ring's) moves bytes / R per step over its slowest link:
+  // allreduce in 2(R−1) steps, reduce-scatter and all-gather in R−1 each. One rank: free.
+  double allreduce(double bytes, const std::vector<int>& group) const { return ring(bytes, group, 2); }
+  double reduce_scatter(double bytes, const std::vector<int>& group) const { return ring(bytes, group, 1); }
+  double all_gather(double bytes, const std::vector<int>& group) const { return ring(bytes, group, 1); }
+
+  // Throws one sentence naming the field when a value cannot describe a network.
+  void check() const;
+
+ private:
+  double ring(double bytes, const std::vector<int>& group, int passes) const;
+  const LinkCost& slowest_link(const std::vector<int>& group) const;
+};
+
+}  // namespace baton::schedulers
