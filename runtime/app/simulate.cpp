@@ -328,12 +328,12 @@ void search(const SimulateCommand& c, const layers::ModelSpec& model, const Cost
   out << fitting.size() << " configuration(s) of " << world << " ranks (" << c.nodes << " node(s) x "
       << c.ranks_per_node << ") for " << model.name << " at batch " << c.batch_size;
   if (limit > 0) out << "; " << over_memory << " need more than --memory-per-rank " << c.memory_per_rank_gib << " GiB";
-  out << "\n" << std::setw(5) << "#" << "  " << std::left << std::setw(44) << "configuration" << std::right
+  out << "\n" << std::setw(5) << "#" << "  " << std::left << std::setw(56) << "configuration" << std::right
       << std::setw(11) << "step ms" << std::setw(12) << "images/s" << std::setw(10) << "bubble %" << std::setw(9)
       << "comm %" << std::setw(12) << "peak MiB" << "  forward delays\n";
   for (size_t i = 0; i < fitting.size(); ++i) {
     const Prediction& r = fitting[i].prediction;
-    out << std::setw(5) << i + 1 << "  " << std::left << std::setw(44) << describe(fitting[i].parallel) << std::right
+    out << std::setw(5) << i + 1 << "  " << std::left << std::setw(56) << describe(fitting[i].parallel) << std::right
         << std::fixed << std::setprecision(2) << std::setw(11) << 1e3 * r.step_seconds << std::setprecision(1)
         << std::setw(12) << r.images_per_sec << std::setw(10) << 100 * r.bubble_fraction() << std::setw(9)
         << 100 * r.communication_fraction() << std::setw(12) << mib(r.peak_bytes()) << " ";
