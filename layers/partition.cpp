@@ -23,12 +23,15 @@ struct Ranges {
   std::vector<double> cost{0.0};   // cost[i]: the first i nodes together
   std::vector<int64_t> bytes{0};   // the same for parameter bytes
   int64_t byte_limit = 0;          // 0: none
+  std::vector<double> cut;         // empty, or per cut what a boundary there adds to each side
 
   int node_count() const { return static_cast<int>(cost.size()) - 1; }
   double operator()(int first, int last) const {
     if (byte_limit > 0 && bytes[last] - bytes[first] > byte_limit) return kInfeasible;
-    return cost[last] - cost[first];
+    return cost[last] - cost[first] + (cut.empty() ? 0.0 : cut[first] + cut[last]);
   }
+  // Without cut costs a range never gets cheaper as it grows, which the searches below exploit.
+  bool monotone() const { return cut.empty(); }
 };
 
 template <class CostOf>
@@ -46,6 +49,11 @@ Ranges make_ranges(const std::vector<NodeCost>& costs, CostOf cost_of, int64_t b
 // decreases and the range cost never increases with `first`, so the crossing is found by bisection
 // and the optimum is at it or just before it.
 double best_with_last_stage(const std::vector<double>& before, const Ranges& ranges, int lowest, int last) {
+  if (!ranges.monotone()) {
+    double best = kInfeasible;
+    for (int first = lowest; first < last; ++first) best = std::min(best, std::max(before[first], ranges(first, last)));
+    return best;
+  }
   int crossing = last;  // the smallest first with before[first] >= ranges(first, last); last if none
   for (int low = lowest, high = last - 1; low <= high;) {
     const int middle = low + (high - low) / 2;
@@ -82,11 +90,13 @@ Partition least_squares_split(const Ranges& ranges, int stages, double cap) {
   const int n = ranges.node_count();
   std::vector<double> best(n + 1, kInfeasible);
   std::vector<std::vector<int>> start(stages + 1, std::vector<int>(n + 1, -1));
-  for (int i = 1; i <= n && ranges(0, i) <= cap; ++i) best[i] = ranges(0, i) * ranges(0, i);
+  for (int i = 1; i <= n && (ranges(0, i) <= cap || !ranges.monotone()); ++i)
+    if (ranges(0, i) <= cap) best[i] = ranges(0, i) * ranges(0, i);
   for (int k = 2; k <= stages; ++k) {
     std::vector<double> next(n + 1, kInfeasible);
     for (int i = k; i <= n; ++i) {
-      for (int first = i - 1; first >= k - 1 && ranges(first, i) <= cap; --first) {
+      for (int first = i - 1; first >= k - 1 && (ranges(first, i) <= cap || !ranges.monotone()); --first) {
+        if (ranges(first, i) > cap) continue;
         const double total = best[first] + ranges(first, i) * ranges(first, i);
         if (total < kInfeasible && total <= next[i]) {
           next[i] = total;
@@ -196,7 +206,18 @@ std::vector<std::pair<int, int>> stage_ranges(const Partition& partition, int no
   return ranges;
 }
 
-Partition balance_stages(const std::vector<NodeCost>& costs, int stages, int64_t max_param_bytes_per_stage) {
+std::vector<int64_t> cut_bytes_per_image(const ModelSpec& model) {
+  const int n = static_cast<int>(model.nodes.size());
+  const std::vector<NodeCost> costs = node_costs(model);
+  std::vector<int64_t> bytes(size_t(n) + 1, 0);
+  for (int cut = 1; cut < n; ++cut)
+    for (int value : values_entering(model, cut, n))
+      if (value != kImages) bytes[size_t(cut)] += costs[size_t(value)].activation_bytes;
+  return bytes;
+}
+
+Partition balance_stages(const std::vector<NodeCost>& costs, int stages, int64_t max_param_bytes_per_stage,
+                         const std::vector<double>& cut_costs) {
   const int n = static_cast<int>(costs.size());
   BATON_CHECK(stages >= 1, "the number of pipeline stages must be at least 1, not " << stages);
   BATON_CHECK(stages <= n, "a model of " << n << " layers cannot be split into " << stages << " stages; use at most "
@@ -205,7 +226,12 @@ Partition balance_stages(const std::vector<NodeCost>& costs, int stages, int64_t
                                               "for none, not "
                                                   << max_param_bytes_per_stage);
   check_costs(costs);
-  const Ranges flops = make_ranges(costs, [](const NodeCost& node) { return node.work; }, max_param_bytes_per_stage);
+  BATON_CHECK(cut_costs.empty() || (cut_costs.size() == costs.size() + 1 && cut_costs.front() == 0 &&
+                                     cut_costs.back() == 0),
+              "cut costs must be given for the " << costs.size() + 1 << " cuts of " << costs.size()
+                                                 << " nodes, 0 at both ends; got " << cut_costs.size());
+  Ranges flops = make_ranges(costs, [](const NodeCost& node) { return node.work; }, max_param_bytes_per_stage);
+  flops.cut = cut_costs;
   const double cap = min_max_stage_cost(flops, stages);
   if (cap == kInfeasible) reject_memory_limit(costs, stages, max_param_bytes_per_stage);
   return least_squares_split(flops, stages, cap);

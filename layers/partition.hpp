@@ -41,12 +41,19 @@ struct Partition {
 // throws when the partition does not describe non-empty stages of such a model.
 std::vector<std::pair<int, int>> stage_ranges(const Partition& partition, int node_count);
 
+// Per cut c (0..n; a stage boundary before node c), the bytes per image of the values that cross
+// it: produced before node c and read at or after it (the images excepted). 0 at both ends.
+std::vector<int64_t> cut_bytes_per_image(const ModelSpec& model);
+
 // The contiguous split into `stages` stages that minimises the most expensive stage (exact), with
-// at most `max_param_bytes_per_stage` parameter bytes in any stage (0: no limit). Among the splits
-// with that bottleneck it takes the one with the smallest sum of squared stage costs; remaining
-// ties give later stages the extra nodes. Throws one sentence when stages < 1, stages > nodes, or
-// the limit cannot be met (naming the smallest limit that can).
-Partition balance_stages(const std::vector<NodeCost>& costs, int stages, int64_t max_param_bytes_per_stage = 0);
+// at most `max_param_bytes_per_stage` parameter bytes in any stage (0: no limit). A stage costs
+// its nodes' work plus, when given (n + 1 values, 0 at both ends), cut_costs[c] for each of its
+// boundaries: what sending across the cut costs both stages beside it. Among the splits with that
+// bottleneck it takes the one with the smallest sum of squared stage costs; remaining ties give
+// later stages the extra nodes. Throws one sentence when stages < 1, stages > nodes, or the limit
+// cannot be met (naming the smallest limit that can).
+Partition balance_stages(const std::vector<NodeCost>& costs, int stages, int64_t max_param_bytes_per_stage = 0,
+                         const std::vector<double>& cut_costs = {});
 
 // Parses --partition: comma-separated places where stages 2..K begin, each a node index or a node
 // name of `model` ("layer2.0.conv1,layer3.0.conv1" or "7,19"). `stages` is the expected K, or -1

@@ -496,6 +496,9 @@ Invocation parse_profile(const std::vector<std::string>& args) {
       ("microbatches", po::value(&counts)->default_value(counts),
        "comma-separated microbatch counts; each measures microbatches of batch-size / count images (e.g. 1,2,4)")
       ("repeats", po::value(&c.repeats)->default_value(c.repeats), "timed passes per size (the median is kept)")
+      ("network", po::bool_switch(&c.network),
+       "instead, under mpirun, time messages within and between nodes and an allreduce, and write a network file "
+       "for baton simulate --network")
       ("output", po::value(&c.output), "write the cost file (JSON) here");
   po::options_description all("baton profile: measure each layer's forward, data-gradient and weight-gradient time\n\n"
                               "usage: baton profile [options] --output costs.json");

@@ -117,6 +117,7 @@ struct ProfileCommand {
   double max_memory_gib = 0;
   uint64_t seed = 1;
   std::string output;                    // the cost file; "" prints the table only
+  bool network = false;                  // calibrate the network model instead (under mpirun)
 };
 
 // `baton simulate`: the programs `baton bench` would run with these options, played against a

@@ -204,6 +204,16 @@ CostProfile read_profile(const std::string& path, const layers::ModelSpec& model
   return profile;
 }
 
+ProfiledBalance profiled_balance(const layers::ModelSpec& model, const CostProfile& profile, int64_t microbatch,
+                                 const schedulers::LinkCost& link) {
+  ProfiledBalance balance{layers::node_costs(model), {}};
+  for (size_t i = 0; i < balance.costs.size(); ++i)
+    balance.costs[i].work = profile.node(int(i), microbatch).total() + 1e-9;  // absorbed ReLUs: about 0
+  for (int64_t bytes : layers::cut_bytes_per_image(model))
+    balance.cut_costs.push_back(bytes == 0 ? 0.0 : 2 * link.seconds(double(bytes) * double(microbatch)));
+  return balance;
+}
+
 void run_profile(const ProfileCommand& c, std::ostream& out) {
   const layers::ZooEntry& entry = layers::zoo_entry(c.model);
   const layers::ModelSpec model = layers::build_model(c.model, entry.natural_input, entry.natural_classes);

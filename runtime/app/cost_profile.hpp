@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "layers/model_spec.hpp"
+#include "layers/partition.hpp"
 #include "runtime/app/cli.hpp"
+#include "schedulers/network_model.hpp"
 
 namespace baton {
 
@@ -46,6 +48,15 @@ nlohmann::json to_json(const CostProfile& profile);
 // Reads a cost file written by `baton profile` for `model`; one sentence when it is missing,
 // corrupt, or made for another model.
 CostProfile read_profile(const std::string& path, const layers::ModelSpec& model);
+
+// What --partition-by FILE balances: each node's profiled seconds at `microbatch` images, and per
+// cut the seconds to send what crosses it forward and its gradient back over `link`.
+struct ProfiledBalance {
+  std::vector<layers::NodeCost> costs;
+  std::vector<double> cut_costs;
+};
+ProfiledBalance profiled_balance(const layers::ModelSpec& model, const CostProfile& profile, int64_t microbatch,
+                                 const schedulers::LinkCost& link);
 
 // `baton profile`: measures, writes --output, prints a per-layer table.
 void run_profile(const ProfileCommand& command, std::ostream& out);

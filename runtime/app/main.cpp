@@ -60,7 +60,10 @@ int run(const baton::Invocation& inv) {
       baton::print_schedule(inv.schedule, std::cout);
       return 0;
     case baton::Command::profile:
-      baton::run_profile(inv.profile, std::cout);
+      if (inv.profile.network)
+        baton::run_network_profile(inv.profile, std::cout);
+      else
+        baton::run_profile(inv.profile, std::cout);
       return 0;
     case baton::Command::simulate:
       baton::run_simulate(inv.simulate, std::cout);

@@ -47,7 +47,7 @@ int slots_for(Pipeline pipeline, int stage, const ParallelConfig& p) {
 }  // namespace
 
 RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_t batch_size, int64_t epochs,
-                 const std::vector<layers::NodeCost>& costs) {
+                 const std::vector<layers::NodeCost>& costs, const std::vector<double>& cut_costs) {
   const int64_t shares = int64_t(p.replicas) * p.microbatches;
   BATON_CHECK(batch_size % shares == 0, "--batch-size " << batch_size << " does not split evenly into " << p.replicas
                                                         << " replica(s) x " << p.microbatches
@@ -56,7 +56,7 @@ RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& p, int64_
   plan.microbatch = batch_size / shares;
   const int nodes = int(model.nodes.size());
   layers::Partition partition =
-      p.partition.empty() ? layers::balance_stages(costs, p.stages) : layers::parse_partition(p.partition, model, p.stages);
+      p.partition.empty() ? layers::balance_stages(costs, p.stages, 0, cut_costs) : layers::parse_partition(p.partition, model, p.stages);
   plan.stages = layers::stage_ranges(partition, nodes);
   const bool bucketed = p.replicas > 1 && (p.dp == "overlap" || p.dp == "sharded");
   for (int s = 0; s < p.stages; ++s) {

@@ -24,9 +24,10 @@ struct RunPlan {
 };
 
 // Checks the configuration against the model and the batch (one sentence per problem). Without
-// --partition, stages balance `costs` (node_costs() FLOPs, or measured_costs() seconds).
+// --partition, stages balance `costs` (node_costs() FLOPs, or measured seconds), plus `cut_costs`
+// when given (see layers::balance_stages).
 RunPlan plan_run(const layers::ModelSpec& model, const ParallelConfig& parallel, int64_t batch_size, int64_t epochs,
-                 const std::vector<layers::NodeCost>& costs);
+                 const std::vector<layers::NodeCost>& costs, const std::vector<double>& cut_costs = {});
 
 // Gradient buckets per stage, as the schedule builders take them (empty: one each).
 std::vector<int> part_counts(const RunPlan& plan);

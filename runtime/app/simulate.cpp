@@ -9,6 +9,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "comm/network_probe.hpp"
 #include "layers/partition.hpp"
 #include "layers/zoo.hpp"
 #include "runtime/app/parallel_plan.hpp"
@@ -177,12 +178,16 @@ double Prediction::peak_bytes() const {
 
 Prediction predict(const Scenario& s, Timeline* timeline) {
   const ParallelConfig& p = s.parallel;
-  // The costs balanced on are FLOPs, or with --partition-by time the profile's own layer times.
-  std::vector<layers::NodeCost> balance = layers::node_costs(s.model);
+  // Stages balance FLOPs, the profile's layer times (--partition-by time: what the executor would
+  // measure), or a cost file's times plus what crosses each cut over the link between stages.
   const int64_t microbatch = std::max<int64_t>(1, s.batch_size / (int64_t(p.replicas) * p.microbatches));
-  if (p.partition_by != "flops")
-    for (size_t i = 0; i < balance.size(); ++i) balance[i].work = s.profile.node(int(i), microbatch).total() + 1e-9;
-  const RunPlan plan = plan_run(s.model, p, s.batch_size, 1, balance);
+  ProfiledBalance balance{layers::node_costs(s.model), {}};
+  if (p.partition_by == "time") {
+    balance.costs = profiled_balance(s.model, s.profile, microbatch, s.network.intra_node).costs;
+  } else if (p.partition_by != "flops") {
+    balance = profiled_balance(s.model, read_profile(p.partition_by, s.model), microbatch, s.network.link(0, 1));
+  }
+  const RunPlan plan = plan_run(s.model, p, s.batch_size, 1, balance.costs, balance.cut_costs);
   // Replica 0 of a run with two replicas has the programs of replica 0 of any larger one.
   ParallelConfig two = p;
   two.replicas = std::min(p.replicas, 2);
@@ -367,6 +372,33 @@ NetworkModel read_network(const std::string& path) {
 nlohmann::json to_json(const NetworkModel& network) {
   return {{"format", kNetworkFormat}, {"intra_node", link_json(network.intra_node)},
           {"inter_node", link_json(network.inter_node)}};
+}
+
+void run_network_profile(const ProfileCommand& c, std::ostream& out) {
+  const comm::NetworkProbe probe = comm::probe_network(MPI_COMM_WORLD, int(std::min<int64_t>(c.repeats, 1000)));
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank != 0) return;
+  auto describe_link = [&](const char* name, const LinkCost& link, bool measured) {
+    out << std::setw(12) << name << ": latency " << std::fixed << std::setprecision(2) << 1e6 * link.latency
+        << " us, bandwidth " << link.bandwidth / 1e9 << " GB/s" << (measured ? "" : " (not measured: the default)")
+        << "\n";
+  };
+  out << probe.nodes << " node(s), " << probe.model.ranks_per_node << " rank(s) on rank 0's node\n";
+  describe_link("within nodes", probe.model.intra_node, probe.intra_measured);
+  describe_link("between nodes", probe.model.inter_node, probe.inter_measured);
+  out << "allreduce of " << probe.allreduce_bytes / 1e6 << " MB over all ranks: measured " << 1e3 * probe.allreduce_seconds
+      << " ms, the model's ring price " << 1e3 * probe.allreduce_predicted << " ms\n";
+  if (c.output.empty()) return;
+  nlohmann::json j = to_json(probe.model);
+  j["measured"] = {{"intra_node", probe.intra_measured}, {"inter_node", probe.inter_measured},
+                   {"allreduce", {{"bytes", probe.allreduce_bytes}, {"seconds", probe.allreduce_seconds},
+                                  {"predicted_seconds", probe.allreduce_predicted}}}};
+  std::ofstream file(c.output);
+  file << j.dump(1) << "\n";
+  file.close();
+  BATON_CHECK(file, "could not write the network file '" << c.output << "'; choose another --output");
+  out << "network written to " << c.output << "\n";
 }
 
 void run_simulate(const SimulateCommand& c, std::ostream& out) {

@@ -22,6 +22,10 @@ namespace baton {
 schedulers::NetworkModel read_network(const std::string& path);
 nlohmann::json to_json(const schedulers::NetworkModel& network);
 
+// `baton profile --network`: calibrates the model under mpirun, prints it beside an allreduce
+// measured and priced, and writes it to --output (rank 0).
+void run_network_profile(const ProfileCommand& command, std::ostream& out);
+
 // What one configuration is predicted to do.
 struct StagePrediction {
   double busy = 0;         // fraction of the run computing

@@ -24,6 +24,7 @@
 #include "runtime/app/distributed_run.hpp"
 #include "runtime/app/local_run.hpp"
 #include "runtime/app/checkpoint.hpp"
+#include "runtime/app/cost_profile.hpp"
 #include "runtime/app/optimizer.hpp"
 #include "runtime/app/parallel_plan.hpp"
 #include "runtime/app/stop_signals.hpp"
@@ -195,17 +196,20 @@ bool runs_here(const ParallelConfig& p) {
   return world == 1;
 }
 
-// What stages are balanced on: FLOPs, or each layer's passes timed here (--partition-by time) and
-// averaged over the ranks, so that every rank computes the same partition.
-std::vector<layers::NodeCost> balancing_costs(const layers::ModelSpec& model, const ParallelConfig& p,
-                                              const layers::NetworkOptions& network) {
-  if (p.partition_by != "time" || p.stages == 1 || !p.partition.empty()) return layers::node_costs(model);
+// What stages are balanced on: FLOPs; each layer's passes timed here (--partition-by time) and
+// averaged over the ranks, so that every rank computes the same partition; or a cost file's times
+// with what crosses each cut priced on the default link between ranks of a node (README).
+ProfiledBalance balancing_costs(const layers::ModelSpec& model, const ParallelConfig& p,
+                                const layers::NetworkOptions& network) {
+  if (p.stages == 1 || !p.partition.empty() || p.partition_by == "flops") return {layers::node_costs(model), {}};
+  if (p.partition_by != "time")
+    return profiled_balance(model, read_profile(p.partition_by, model), network.batch, schedulers::NetworkModel{}.intra_node);
   std::vector<layers::NodeCost> costs = layers::measured_costs(model, network, 2);
   std::vector<double> work;
   for (const layers::NodeCost& c : costs) work.push_back(c.work);
   MPI_Allreduce(MPI_IN_PLACE, work.data(), int(work.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   for (size_t i = 0; i < costs.size(); ++i) costs[i].work = work[i] / world_size();
-  return costs;
+  return {costs, {}};
 }
 
 double gib(double bytes) { return bytes / double(int64_t(1) << 30); }
@@ -226,7 +230,8 @@ RunPlan plan_within_memory(const layers::ModelSpec& model, const ParallelConfig&
   const std::string fix = "lower --batch-size or spread the model over more stages";
   if (p.partition_by == "time" && p.stages > 1 && p.partition.empty())  // it times the whole model first
     check_memory(data_bytes + layers::training_bytes(model, 0, nodes, network.batch, 1), limit, what, fix);
-  RunPlan plan = plan_run(model, p, batch_size, epochs, balancing_costs(model, p, network));
+  const ProfiledBalance balance = balancing_costs(model, p, network);
+  RunPlan plan = plan_run(model, p, batch_size, epochs, balance.costs, balance.cut_costs);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   const bool here = runs_here(p);

@@ -122,6 +122,24 @@ TEST_F(SimulateCli, SearchRanksTheConfigurationsByThroughputWithinTheMemory) {
   EXPECT_NE(tight.out.find("need more than --memory-per-rank 0.001 GiB"), std::string::npos) << tight.out;
 }
 
+TEST_F(SimulateCli, NetworkCalibrationUnderMpirunWritesAFileSimulateReads) {
+  const std::string network = (dir_ / "network.json").string();
+  const test::RunResult r =
+      test::run_command(test::mpirun_command(2, "profile --network --repeats 5 --output " + network), 120);
+  std::printf("%s", r.out.c_str());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(network);
+  const nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_TRUE(j.at("measured").at("intra_node").get<bool>());   // both ranks on this machine
+  EXPECT_FALSE(j.at("measured").at("inter_node").get<bool>());
+  EXPECT_GT(j.at("intra_node").at("bandwidth_bytes_per_s").get<double>(), 0);
+  EXPECT_GT(j.at("measured").at("allreduce").at("seconds").get<double>(), 0);
+  const test::RunResult simulated = test::run_baton("simulate --model lenet5 --batch-size 32 --costs " + costs() +
+                                                    " --replicas 2 --network " + network);
+  EXPECT_EQ(simulated.exit_code, 0) << simulated.err;
+  expect_one_line_naming(test::run_baton("profile --network"), "start it with mpirun -n 2 or more");
+}
+
 TEST_F(SimulateCli, BadInputIsOneSentenceNamingIt) {
   expect_one_line_naming(test::run_baton("simulate --model lenet5"), "needs --costs FILE");
   expect_one_line_naming(test::run_baton("simulate --model resnet20 --costs " + costs()),

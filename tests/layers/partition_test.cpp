@@ -107,6 +107,76 @@ TEST(PartitionBalance, MatchesBruteForceOnRandomCosts) {
   }
 }
 
+int node_named(const ModelSpec& model, const std::string& name) {
+  for (size_t i = 0; i < model.nodes.size(); ++i) {
+    if (model.nodes[i].name == name) return static_cast<int>(i);
+  }
+  ADD_FAILURE() << "no node " << name;
+  return -1;
+}
+
+// Stage costs with cut costs: each stage's work plus the cost of each of its boundaries.
+std::vector<double> stage_costs_with_cuts(const std::vector<NodeCost>& costs, const Partition& partition,
+                                          const std::vector<double>& cuts) {
+  std::vector<double> stage_costs;
+  for (const auto& [first, last] : stage_ranges(partition, int(costs.size()))) {
+    double cost = cuts[size_t(first)] + cuts[size_t(last)];
+    for (int i = first; i < last; ++i) cost += costs[size_t(i)].work;
+    stage_costs.push_back(cost);
+  }
+  return stage_costs;
+}
+
+TEST(PartitionBalance, WithCutCostsMatchesBruteForceOnRandomCosts) {
+  std::mt19937 random(20261202);
+  for (int trial = 0; trial < 400; ++trial) {
+    const int n = 1 + int(random() % 10);
+    const int stages = 1 + int(random() % std::min(5, n));
+    const std::vector<NodeCost> costs = random_costs(random, n);
+    std::vector<double> cuts(size_t(n) + 1, 0.0);
+    for (int c = 1; c < n; ++c) cuts[size_t(c)] = double(random() % 40);
+    SCOPED_TRACE("trial " + std::to_string(trial) + ": " + std::to_string(n) + " nodes, " + std::to_string(stages) +
+                 " stages");
+    double best_max = 1e300, best_squares = 1e300;
+    for (const Partition& split : all_splits(costs, stages, 0)) {
+      const std::vector<double> c = stage_costs_with_cuts(costs, split, cuts);
+      best_max = std::min(best_max, *std::max_element(c.begin(), c.end()));
+    }
+    for (const Partition& split : all_splits(costs, stages, 0)) {
+      const std::vector<double> c = stage_costs_with_cuts(costs, split, cuts);
+      if (*std::max_element(c.begin(), c.end()) == best_max)
+        best_squares = std::min(best_squares, std::inner_product(c.begin(), c.end(), c.begin(), 0.0));
+    }
+    const std::vector<double> found = stage_costs_with_cuts(costs, balance_stages(costs, stages, 0, cuts), cuts);
+    EXPECT_EQ(*std::max_element(found.begin(), found.end()), best_max);
+    EXPECT_EQ(std::inner_product(found.begin(), found.end(), found.begin(), 0.0), best_squares);
+  }
+}
+
+TEST(PartitionBalance, CutCostsMoveAResNetCutOutOfAResidualBlock) {
+  const ModelSpec model = build_model("resnet56", {3, 32, 32}, 10);
+  const std::vector<NodeCost> costs = node_costs(model);
+  const std::vector<int64_t> bytes = cut_bytes_per_image(model);
+  ASSERT_EQ(bytes.size(), costs.size() + 1);
+  EXPECT_EQ(bytes.front(), 0);
+  EXPECT_EQ(bytes.back(), 0);
+  // Inside a block the skip crosses with the branch: twice a block boundary's bytes.
+  const int inside = node_named(model, "layer2.3.conv2"), boundary = node_named(model, "layer2.4.conv1");
+  EXPECT_EQ(bytes[size_t(inside)], 2 * bytes[size_t(boundary)]);
+  const double flops_per_byte = 3e3;  // sending a byte costs as much as this much work
+  std::vector<double> cuts;
+  for (int64_t b : bytes) cuts.push_back(double(b) * flops_per_byte);
+  const Partition plain = balance_stages(costs, 2), aware = balance_stages(costs, 2, 0, cuts);
+  const int plain_cut = plain.first_nodes[1], aware_cut = aware.first_nodes[1];
+  std::printf("resnet56 in 2 stages: by FLOPs at %s (%lld bytes per image cross), with cut costs at %s (%lld)\n",
+              model.nodes[size_t(plain_cut)].name.c_str(), static_cast<long long>(bytes[size_t(plain_cut)]),
+              model.nodes[size_t(aware_cut)].name.c_str(), static_cast<long long>(bytes[size_t(aware_cut)]));
+  EXPECT_LT(bytes[size_t(aware_cut)], bytes[size_t(plain_cut)]);
+  const std::vector<double> c = stage_costs_with_cuts(costs, aware, cuts);
+  const std::vector<double> p = stage_costs_with_cuts(costs, plain, cuts);
+  EXPECT_LE(*std::max_element(c.begin(), c.end()), *std::max_element(p.begin(), p.end()));
+}
+
 TEST(PartitionBalance, UniformCostsSplitEvenlyWithLaterStagesLonger) {
   EXPECT_EQ(balance_stages(costs_of(std::vector<double>(12, 5.0)), 4).first_nodes, (std::vector<int>{0, 3, 6, 9}));
   EXPECT_EQ(balance_stages(costs_of(std::vector<double>(10, 5.0)), 4).first_nodes, (std::vector<int>{0, 2, 4, 7}));
@@ -168,14 +238,6 @@ TEST(PartitionBalance, TwoThousandNodesInSixtyFourStages) {  // the largest size
   EXPECT_TRUE(std::count(partition.first_nodes.begin(), partition.first_nodes.end(), 1000) == 1 &&
               std::count(partition.first_nodes.begin(), partition.first_nodes.end(), 1001) == 1);
   for (const StageLoad& load : stage_loads(costs, partition)) EXPECT_LE(load.param_bytes, 2000);
-}
-
-int node_named(const ModelSpec& model, const std::string& name) {
-  for (size_t i = 0; i < model.nodes.size(); ++i) {
-    if (model.nodes[i].name == name) return static_cast<int>(i);
-  }
-  ADD_FAILURE() << "no node " << name;
-  return -1;
 }
 
 TEST(PartitionResnet20, BalancedIntoTwoToEightStages) {
