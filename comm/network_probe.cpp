@@ -2,7 +2,10 @@
 // findings broadcast so every rank reports the same model.
 #include "comm/network_probe.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 #include "runtime/base/error.hpp"
@@ -10,7 +13,8 @@
 namespace baton::comm {
 namespace {
 
-constexpr int kSmallBytes = 8, kLargeBytes = 4 << 20, kAllreduceFloats = 2 << 20;
+// Large enough to leave the caches, as a model's gradient does.
+constexpr int kSmallBytes = 8, kLargeBytes = 64 << 20, kAllreduceFloats = 16 << 20;
 
 double median(std::vector<double> values) {
   std::nth_element(values.begin(), values.begin() + long(values.size() / 2), values.end());
@@ -96,7 +100,15 @@ NetworkProbe probe_network(MPI_Comm world, int repeats) {
   for (int r = 0; r < size; ++r) everyone[size_t(r)] = r;
   probe.allreduce_bytes = double(kAllreduceFloats) * sizeof(float);
   probe.allreduce_seconds = allreduce_seconds(world, repeats);
-  probe.allreduce_predicted = probe.model.allreduce(probe.allreduce_bytes, everyone);
+  // What the transfers do not explain is the reduction's arithmetic and memory traffic.
+  const double transfers = probe.model.allreduce(probe.allreduce_bytes, everyone);
+  const double reducing = probe.allreduce_seconds - transfers;
+  if (reducing > 0) probe.model.reduction_bandwidth = (size - 1.0) / size * probe.allreduce_bytes / reducing;
+  // Rank 0's node: do its ranks' compute threads leave a core for the communication threads?
+  int steals = ranks_here * omp_get_max_threads() >= int(std::thread::hardware_concurrency());
+  MPI_Bcast(&steals, 1, MPI_INT, 0, world);
+  probe.model.reduction_steals_compute = steals;
+  probe.allreduce_transfers = transfers;
   return probe;
 }
 

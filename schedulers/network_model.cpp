@@ -15,6 +15,9 @@ void NetworkModel::check() const {
                 "the network's " << name << " bandwidth must be a positive number of bytes per second, not "
                                  << link->bandwidth);
   }
+  BATON_CHECK(std::isfinite(reduction_bandwidth) && reduction_bandwidth >= 0,
+              "the network's reduction bandwidth must be 0 (free) or a positive number of bytes per second, not "
+                  << reduction_bandwidth);
   BATON_CHECK(ranks_per_node >= 1, "ranks per node must be at least 1, not " << ranks_per_node);
 }
 
@@ -22,6 +25,12 @@ const LinkCost& NetworkModel::slowest_link(const std::vector<int>& group) const 
   for (int rank : group)
     if (node_of(rank) != node_of(group.front())) return inter_node;
   return intra_node;
+}
+
+double NetworkModel::reduction(double bytes, const std::vector<int>& group) const {
+  if (group.size() < 2 || reduction_bandwidth == 0) return 0;
+  const double r = double(group.size());
+  return (r - 1) / r * bytes / reduction_bandwidth;
 }
 
 double NetworkModel::ring(double bytes, const std::vector<int>& group, int passes) const {

@@ -21,16 +21,28 @@ struct NetworkModel {
   LinkCost intra_node{2e-6, 5e9};
   LinkCost inter_node{25e-6, 1.25e9};
   int ranks_per_node = 1;  // ranks 0..n-1 on node 0, n..2n-1 on node 1, ...
+  // Bytes per second at which a rank adds what it receives in a reduction (calibrated: an
+  // allreduce's time beyond its ring transfers); 0: free.
+  double reduction_bandwidth = 0;
+  // Whether a rank's reduction share runs on the core its compute needs (a node with no spare
+  // core: its ranks' threads use them all), rather than beside it.
+  bool reduction_steals_compute = false;
 
   int node_of(int rank) const { return rank / ranks_per_node; }
   const LinkCost& link(int a, int b) const { return node_of(a) == node_of(b) ? intra_node : inter_node; }
 
   double point_to_point(double bytes, int from, int to) const { return link(from, to).seconds(bytes); }
   // A ring over `group` (its order is the ring's) moves bytes / R per step over its slowest link:
-  // allreduce in 2(R−1) steps, reduce-scatter and all-gather in R−1 each. One rank: free.
-  double allreduce(double bytes, const std::vector<int>& group) const { return ring(bytes, group, 2); }
-  double reduce_scatter(double bytes, const std::vector<int>& group) const { return ring(bytes, group, 1); }
+  // allreduce in 2(R−1) steps, reduce-scatter and all-gather in R−1 each; reducing adds (R−1)/R of
+  // the bytes at the reduction bandwidth. One rank: free.
+  double allreduce(double bytes, const std::vector<int>& group) const {
+    return ring(bytes, group, 2) + reduction(bytes, group);
+  }
+  double reduce_scatter(double bytes, const std::vector<int>& group) const {
+    return ring(bytes, group, 1) + reduction(bytes, group);
+  }
   double all_gather(double bytes, const std::vector<int>& group) const { return ring(bytes, group, 1); }
+  double reduction(double bytes, const std::vector<int>& group) const;
 
   // Throws one sentence naming the field when a value cannot describe a network.
   void check() const;

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <iomanip>
 
+#include <mpi.h>
+
 #include "layers/network.hpp"
 #include "layers/partition.hpp"
 #include "layers/zoo.hpp"
@@ -37,39 +39,56 @@ PassSeconds at_size(const std::vector<int64_t>& sizes, int64_t microbatch,
   return mixed(measured(hi - 1), measured(hi), t);
 }
 
-// One microbatch size: per node and outside the nodes, the median seconds of each pass.
+// Pass `which` of every repeat: per node its seconds, and the whole pass's.
+struct PassRuns {
+  std::vector<std::vector<double>> nodes;  // [node][repeat]
+  std::vector<double> whole;
+};
+
+// One microbatch size: per node and outside the nodes, the median seconds of each pass with the
+// weights the previous pass used, and what the first forward and data gradient after a weight
+// change cost more (the kernels convert the new weights into their layouts once per version).
 void measure_size(const layers::ModelSpec& model, const ProfileCommand& c, int64_t microbatch, CostProfile& profile) {
   const size_t n = model.nodes.size();
   layers::Network net(model, 0, int(n), layers::NetworkOptions{parse_backend(c.backend), microbatch, 1, c.seed});
-  std::vector<std::vector<double>> node_runs(3 * n);  // [pass * n + node][repeat]
-  std::vector<std::vector<double>> whole(3);
+  enum { forward, data, weight, fresh_forward, fresh_data, passes };
+  std::vector<PassRuns> runs(passes, PassRuns{std::vector<std::vector<double>>(n), {}});
   for (int64_t repeat = 0; repeat <= c.repeats; ++repeat) {
-    const bool timed = repeat > 0;  // the first pass warms caches and primitives
-    std::vector<std::vector<double>> seconds(3, std::vector<double>(n, 0.0));
+    const bool timed = repeat > 0;  // the first repeat warms caches and primitives
     auto pass = [&](int which, auto&& run) {
-      net.measure_nodes(timed ? &seconds[size_t(which)] : nullptr);
+      std::vector<double> seconds(n, 0.0);
+      net.measure_nodes(&seconds);
       const auto start = Clock::now();
       run();
-      if (timed) whole[size_t(which)].push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      const double whole = std::chrono::duration<double>(Clock::now() - start).count();
+      if (!timed) return;
+      runs[size_t(which)].whole.push_back(whole);
+      for (size_t i = 0; i < n; ++i) runs[size_t(which)].nodes[i].push_back(seconds[i]);
     };
-    pass(0, [&] { net.forward(0, layers::Phase::train, uint64_t(repeat), net.current_weights()); });
-    pass(1, [&] { net.backward_data(0, net.current_weights(), 1.0f); });
-    pass(2, [&] { net.backward_weights(0, net.grads().data()); });
-    if (!timed) continue;
-    for (size_t p = 0; p < 3; ++p)
-      for (size_t i = 0; i < n; ++i) node_runs[p * n + i].push_back(seconds[p][i]);
+    auto run_forward = [&] { net.forward(0, layers::Phase::train, uint64_t(repeat), net.current_weights()); };
+    auto run_data = [&] { net.backward_data(0, net.current_weights(), 1.0f); };
+    net.weights_changed();
+    pass(fresh_forward, run_forward);
+    pass(fresh_data, run_data);
+    pass(forward, run_forward);
+    pass(data, run_data);
+    pass(weight, [&] { net.backward_weights(0, net.grads().data()); });
   }
   net.measure_nodes(nullptr);
-  std::vector<PassSeconds> nodes(n);
+  auto node_median = [&](int which, size_t i) { return median(runs[size_t(which)].nodes[i]); };
+  std::vector<PassSeconds> nodes(n), refresh(n);
   PassSeconds sums;
   for (size_t i = 0; i < n; ++i) {
-    nodes[i] = {median(node_runs[i]), median(node_runs[n + i]), median(node_runs[2 * n + i])};
+    nodes[i] = {node_median(forward, i), node_median(data, i), node_median(weight, i)};
+    refresh[i] = {std::max(0.0, node_median(fresh_forward, i) - nodes[i].forward),
+                  std::max(0.0, node_median(fresh_data, i) - nodes[i].data_gradient), 0.0};
     sums = sums + nodes[i];
   }
   profile.node_seconds.push_back(nodes);
-  profile.outside_nodes.push_back({std::max(0.0, median(whole[0]) - sums.forward),
-                                   std::max(0.0, median(whole[1]) - sums.data_gradient),
-                                   std::max(0.0, median(whole[2]) - sums.weight_gradient)});
+  profile.weight_refresh.push_back(refresh);
+  profile.outside_nodes.push_back({std::max(0.0, median(runs[forward].whole) - sums.forward),
+                                   std::max(0.0, median(runs[data].whole) - sums.data_gradient),
+                                   std::max(0.0, median(runs[weight].whole) - sums.weight_gradient)});
 }
 
 double optimizer_seconds_per_param(int64_t params, int64_t repeats) {
@@ -100,6 +119,7 @@ CostProfile profile_from(const nlohmann::json& j) {
   p.model = j.at("model").get<std::string>();
   p.backend = j.at("backend").get<std::string>();
   p.threads = j.at("threads").get<int>();
+  p.ranks = j.value("ranks", 1);
   p.optimizer_seconds_per_param = j.at("optimizer_seconds_per_param").get<double>();
   for (const nlohmann::json& node : j.at("nodes")) p.node_names.push_back(node.at("name").get<std::string>());
   for (const nlohmann::json& size : j.at("microbatches")) {
@@ -112,6 +132,11 @@ CostProfile profile_from(const nlohmann::json& j) {
     BATON_CHECK(nodes.size() == p.node_names.size(), "a microbatch size times " << nodes.size() << " layers, not "
                                                                                 << p.node_names.size());
     p.node_seconds.push_back(nodes);
+    std::vector<PassSeconds> refresh;
+    for (const nlohmann::json& t : size.at("weight_refresh")) refresh.push_back(pass_from(t));
+    BATON_CHECK(refresh.size() == p.node_names.size(), "a microbatch size has " << refresh.size()
+                                                          << " weight refresh times, not " << p.node_names.size());
+    p.weight_refresh.push_back(refresh);
     p.outside_nodes.push_back(pass_from(size.at("outside_nodes")));
   }
   BATON_CHECK(!p.microbatch_sizes.empty(), "it times no microbatch size");
@@ -121,14 +146,15 @@ CostProfile profile_from(const nlohmann::json& j) {
 void print_table(const CostProfile& p, const layers::ModelSpec& model, std::ostream& out) {
   const std::vector<layers::NodeCost> bytes = layers::node_costs(model);
   out << std::left << std::setw(28) << "layer" << std::right << std::setw(8) << "images" << std::setw(12)
-      << "forward ms" << std::setw(12) << "data ms" << std::setw(12) << "weight ms" << std::setw(12) << "params KB"
-      << std::setw(14) << "out KB/image\n";
+      << "forward ms" << std::setw(12) << "data ms" << std::setw(12) << "weight ms" << std::setw(13) << "refresh ms"
+      << std::setw(12) << "params KB" << std::setw(14) << "out KB/image\n";
   for (size_t s = 0; s < p.microbatch_sizes.size(); ++s) {
     for (size_t i = 0; i < p.node_names.size(); ++i) {
       const PassSeconds& t = p.node_seconds[s][i];
       out << std::left << std::setw(28) << p.node_names[i] << std::right << std::setw(8) << p.microbatch_sizes[s]
           << std::fixed << std::setprecision(3) << std::setw(12) << 1e3 * t.forward << std::setw(12)
-          << 1e3 * t.data_gradient << std::setw(12) << 1e3 * t.weight_gradient << std::setprecision(1)
+          << 1e3 * t.data_gradient << std::setw(12) << 1e3 * t.weight_gradient << std::setw(13)
+          << 1e3 * p.weight_refresh[s][i].total() << std::setprecision(1)
           << std::setw(12) << double(bytes[i].param_bytes) / 1e3 << std::setw(13)
           << double(bytes[i].activation_bytes) / 1e3 << "\n";
     }
@@ -137,6 +163,8 @@ void print_table(const CostProfile& p, const layers::ModelSpec& model, std::ostr
         << std::setprecision(3) << std::setw(12) << 1e3 * o.forward << std::setw(12) << 1e3 * o.data_gradient
         << std::setw(12) << 1e3 * o.weight_gradient << "\n";
   }
+  out << "refresh: what the first forward and data gradient after a weight change take more\n";
+  if (p.ranks > 1) out << "(the mean of " << p.ranks << " ranks measuring at once)\n";
   out << "optimizer: " << std::setprecision(3) << 1e9 * p.optimizer_seconds_per_param << " ns per parameter\n";
 }
 
@@ -144,6 +172,13 @@ void print_table(const CostProfile& p, const layers::ModelSpec& model, std::ostr
 
 PassSeconds CostProfile::node(int index, int64_t microbatch) const {
   return at_size(microbatch_sizes, microbatch, [&](size_t s) { return node_seconds[s].at(size_t(index)); });
+}
+
+PassSeconds CostProfile::refresh(int index, int64_t microbatch) const {
+  size_t nearest = 0;
+  for (size_t s = 1; s < microbatch_sizes.size(); ++s)
+    if (std::llabs(microbatch_sizes[s] - microbatch) < std::llabs(microbatch_sizes[nearest] - microbatch)) nearest = s;
+  return weight_refresh.at(nearest).at(size_t(index));
 }
 
 PassSeconds CostProfile::outside(int64_t microbatch) const {
@@ -174,12 +209,13 @@ nlohmann::json to_json(const CostProfile& p) {
   nlohmann::json nodes = nlohmann::json::array(), sizes = nlohmann::json::array();
   for (const std::string& name : p.node_names) nodes.push_back({{"name", name}});
   for (size_t s = 0; s < p.microbatch_sizes.size(); ++s) {
-    nlohmann::json times = nlohmann::json::array();
+    nlohmann::json times = nlohmann::json::array(), refresh = nlohmann::json::array();
     for (const PassSeconds& t : p.node_seconds[s]) times.push_back(pass_json(t));
-    sizes.push_back({{"images", p.microbatch_sizes[s]}, {"node_seconds", times},
+    for (const PassSeconds& t : p.weight_refresh[s]) refresh.push_back(pass_json(t));
+    sizes.push_back({{"images", p.microbatch_sizes[s]}, {"node_seconds", times}, {"weight_refresh", refresh},
                      {"outside_nodes", pass_json(p.outside_nodes[s])}});
   }
-  return {{"format", kFormat}, {"model", p.model}, {"backend", p.backend}, {"threads", p.threads},
+  return {{"format", kFormat}, {"model", p.model}, {"backend", p.backend}, {"threads", p.threads}, {"ranks", p.ranks},
           {"optimizer_seconds_per_param", p.optimizer_seconds_per_param}, {"nodes", nodes}, {"microbatches", sizes}};
 }
 
@@ -214,10 +250,38 @@ ProfiledBalance profiled_balance(const layers::ModelSpec& model, const CostProfi
   return balance;
 }
 
+// Every measured time of the profile, in a fixed order.
+template <class Visit>
+void each_time(CostProfile& profile, Visit visit) {
+  for (size_t s = 0; s < profile.microbatch_sizes.size(); ++s) {
+    for (PassSeconds& t : profile.node_seconds[s]) visit(t);
+    for (PassSeconds& t : profile.weight_refresh[s]) visit(t);
+    visit(profile.outside_nodes[s]);
+  }
+}
+
+// Under mpirun every rank measures at once, as the ranks of a node will compute at once; each time
+// becomes the mean over the ranks.
+void average_over_ranks(CostProfile& profile) {
+  std::vector<double> times;
+  each_time(profile, [&](const PassSeconds& t) { times.insert(times.end(), {t.forward, t.data_gradient, t.weight_gradient}); });
+  times.push_back(profile.optimizer_seconds_per_param);
+  MPI_Allreduce(MPI_IN_PLACE, times.data(), int(times.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  const double ranks = double(world_size());
+  auto next = [&, at = size_t(0)]() mutable { return times[at++] / ranks; };
+  each_time(profile, [&](PassSeconds& t) { t = {next(), next(), next()}; });
+  profile.optimizer_seconds_per_param = next();
+  profile.ranks = world_size();
+}
+
 void run_profile(const ProfileCommand& c, std::ostream& out) {
   const layers::ZooEntry& entry = layers::zoo_entry(c.model);
   const layers::ModelSpec model = layers::build_model(c.model, entry.natural_input, entry.natural_classes);
-  const CostProfile profile = measure_profile(model, c);
+  CostProfile profile = measure_profile(model, c);
+  average_over_ranks(profile);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank != 0) return;
   print_table(profile, model, out);
   if (c.output.empty()) return;
   std::ofstream file(c.output);

@@ -29,9 +29,11 @@ struct CostProfile {
   std::string model;
   std::string backend;
   int threads = 1;
+  int ranks = 1;                                       // measuring at once (under mpirun); times are their mean
   std::vector<int64_t> microbatch_sizes;               // ascending
   std::vector<std::string> node_names;                 // the model's, in order
   std::vector<std::vector<PassSeconds>> node_seconds;  // [size][node], median of the repeats
+  std::vector<std::vector<PassSeconds>> weight_refresh;  // [size][node]: extra of a pass after a weight change
   std::vector<PassSeconds> outside_nodes;              // [size]: a whole pass minus its nodes (reorders, sums)
   double optimizer_seconds_per_param = 0;
 
@@ -39,6 +41,9 @@ struct CostProfile {
   // proportional to the size from the nearest one outside them.
   PassSeconds node(int index, int64_t microbatch) const;
   PassSeconds outside(int64_t microbatch) const;  // the same for the time outside the nodes
+  // What a node's first forward and data gradient with new weights cost more (converting them into
+  // the kernels' layouts): the nearest measured size's, as it hardly depends on the images.
+  PassSeconds refresh(int index, int64_t microbatch) const;
 };
 
 // Measures `model` on this machine: per size, one untimed pass, then `repeats` timed ones.

@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <fstream>
 #include <iomanip>
+#include <map>
+#include <memory>
 #include <numeric>
+#include <tuple>
 #include <sstream>
 
 #include "comm/network_probe.hpp"
@@ -30,6 +33,7 @@ constexpr const char* kNetworkFormat = "baton-network 1";
 // What one stage costs per microbatch, per gradient bucket (part), and what it sends.
 struct StageCost {
   std::vector<PassSeconds> parts;
+  std::vector<PassSeconds> refresh;  // a part's first forward and data gradient with new weights, extra
   std::vector<double> optimizer;     // seconds of a part's optimizer step
   std::vector<double> part_bytes;    // a part's gradient, averaged over the replicas
   double activation_bytes = 0;       // sent to the next stage per microbatch (its gradient comes back)
@@ -72,6 +76,9 @@ std::vector<StageCost> stage_costs(const Scenario& s, const RunPlan& plan) {
     for (const layers::NodeRange& part : plan.parts[size_t(k)]) {
       const int a = first + part.begin, b = part.end < 0 ? last : first + part.end;
       stage.parts.push_back(range_seconds(s.profile, a, b, plan.microbatch));
+      PassSeconds refresh;
+      for (int i = a; i < b; ++i) refresh = refresh + s.profile.refresh(i, plan.microbatch);
+      stage.refresh.push_back(refresh);
       double bytes = 0;
       for (int i = a; i < b; ++i) bytes += double(nodes[size_t(i)].param_bytes);
       stage.part_bytes.push_back(bytes);
@@ -85,19 +92,50 @@ std::vector<StageCost> stage_costs(const Scenario& s, const RunPlan& plan) {
   return stages;
 }
 
+// Which weight version each rank's passes of each part last used: a pass with another version pays
+// the refresh (the simulator asks in program order).
+class VersionsSeen {
+ public:
+  bool changed(int rank, int part, int pass, int64_t version) {
+    auto [it, first] = last_.try_emplace({rank, part, pass}, version);
+    const bool changed = first || it->second != version;
+    it->second = version;
+    return changed;
+  }
+
+ private:
+  std::map<std::tuple<int, int, int>, int64_t> last_;
+};
+
 CostModel cost_model(const std::vector<StageCost>& stages, const NetworkModel& network, bool sharded) {
-  auto compute = [&stages](const Program& p, const Instruction& instruction) {
+  auto seen = std::make_shared<VersionsSeen>();
+  // Where the node has no core to spare, a rank's own core does its share of the reduction.
+  const bool steals = network.reduction_steals_compute;
+  auto reduction = [&stages, &network](const Program& p, const StartAverage& i) {
     const StageCost& s = stages[size_t(p.stage)];
+    return network.reduction(s.part_bytes[size_t(i.part)], s.group);
+  };
+  auto compute = [&stages, seen, steals, reduction](const Program& p, const Instruction& instruction) {
+    const StageCost& s = stages[size_t(p.stage)];
+    auto refreshed = [&](int part, int pass, int64_t version, double PassSeconds::*field) {
+      return seen->changed(p.rank, part, pass, version) ? s.refresh[size_t(part)].*field : 0.0;
+    };
     return std::visit(Overloaded{
-                          [&](const Forward& i) { return s.parts[size_t(i.part)].forward; },
-                          [&](const BackwardData& i) { return s.parts[size_t(i.part)].data_gradient; },
+                          [&](const Forward& i) {
+                            return s.parts[size_t(i.part)].forward + refreshed(i.part, 0, i.version, &PassSeconds::forward);
+                          },
+                          [&](const BackwardData& i) {
+                            return s.parts[size_t(i.part)].data_gradient +
+                                   refreshed(i.part, 1, i.version, &PassSeconds::data_gradient);
+                          },
                           [&](const BackwardWeights& i) { return s.parts[size_t(i.part)].weight_gradient; },
                           [&](const OptimizerStep& i) { return s.optimizer[size_t(i.part)]; },
+                          [&](const StartAverage& i) { return steals ? reduction(p, i) : 0.0; },
                           [](const auto&) { return 0.0; },
                       },
                       instruction);
   };
-  auto latency = [&stages, &network, sharded](const Program& p, const Instruction& instruction) {
+  auto latency = [&stages, &network, sharded, steals, reduction](const Program& p, const Instruction& instruction) {
     const StageCost& s = stages[size_t(p.stage)];
     return std::visit(
         Overloaded{
@@ -107,7 +145,8 @@ CostModel cost_model(const std::vector<StageCost>& stages, const NetworkModel& n
             },
             [&](const StartAverage& i) {
               const double bytes = s.part_bytes[size_t(i.part)];
-              return sharded ? network.reduce_scatter(bytes, s.group) : network.allreduce(bytes, s.group);
+              const double total = sharded ? network.reduce_scatter(bytes, s.group) : network.allreduce(bytes, s.group);
+              return steals ? total - reduction(p, i) : total;  // the rank computed that part already
             },
             [&](const StartGather& i) { return network.all_gather(s.part_bytes[size_t(i.part)], s.group); },
             [](const auto&) { return 0.0; },
@@ -359,6 +398,8 @@ NetworkModel read_network(const std::string& path) {
     BATON_CHECK(j.at("format").get<std::string>() == kNetworkFormat, "its format is not '" << kNetworkFormat << "'");
     network.intra_node = link_from(j.at("intra_node"));
     network.inter_node = link_from(j.at("inter_node"));
+    network.reduction_bandwidth = j.value("reduction_bytes_per_s", 0.0);
+    network.reduction_steals_compute = j.value("reduction_steals_compute", false);
     network.check();
   } catch (const nlohmann::json::exception& e) {
     BATON_FAIL("the network file '" << path << "' is not one baton wrote (" << e.what() << "); write it again with "
@@ -371,7 +412,8 @@ NetworkModel read_network(const std::string& path) {
 
 nlohmann::json to_json(const NetworkModel& network) {
   return {{"format", kNetworkFormat}, {"intra_node", link_json(network.intra_node)},
-          {"inter_node", link_json(network.inter_node)}};
+          {"inter_node", link_json(network.inter_node)}, {"reduction_bytes_per_s", network.reduction_bandwidth},
+          {"reduction_steals_compute", network.reduction_steals_compute}};
 }
 
 void run_network_profile(const ProfileCommand& c, std::ostream& out) {
@@ -388,12 +430,14 @@ void run_network_profile(const ProfileCommand& c, std::ostream& out) {
   describe_link("within nodes", probe.model.intra_node, probe.intra_measured);
   describe_link("between nodes", probe.model.inter_node, probe.inter_measured);
   out << "allreduce of " << probe.allreduce_bytes / 1e6 << " MB over all ranks: measured " << 1e3 * probe.allreduce_seconds
-      << " ms, the model's ring price " << 1e3 * probe.allreduce_predicted << " ms\n";
+      << " ms, its ring transfers " << 1e3 * probe.allreduce_transfers << " ms; reduction bandwidth "
+      << probe.model.reduction_bandwidth / 1e9 << " GB/s"
+      << (probe.model.reduction_steals_compute ? ", on the cores the ranks compute on (none to spare)" : "") << "\n";
   if (c.output.empty()) return;
   nlohmann::json j = to_json(probe.model);
   j["measured"] = {{"intra_node", probe.intra_measured}, {"inter_node", probe.inter_measured},
                    {"allreduce", {{"bytes", probe.allreduce_bytes}, {"seconds", probe.allreduce_seconds},
-                                  {"predicted_seconds", probe.allreduce_predicted}}}};
+                                  {"transfer_seconds", probe.allreduce_transfers}}}};
   std::ofstream file(c.output);
   file << j.dump(1) << "\n";
   file.close();

@@ -116,6 +116,12 @@ void set_threads(int threads) {
 
 int omp_threads() { return omp_get_max_threads(); }
 
+int world_size() {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
 namespace {
 
 // Per stage: its layers, parameters, forward weight delay and its mitigations in the first epoch,
@@ -173,12 +179,6 @@ void print_start(const TrainConfig& c, const layers::ModelSpec& model, const Dat
     print_stages(stages);
   }
   std::fflush(stdout);
-}
-
-int world_size() {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return size;
 }
 
 // Where the configuration's ranks live: all in this process (--emulate, or a single rank), or one

@@ -39,6 +39,7 @@ void print_model_zoo(std::ostream& out);
 layers::Backend parse_backend(const std::string& name);
 void set_threads(int threads);
 int omp_threads();
+int world_size();  // processes in MPI_COMM_WORLD
 int64_t memory_limit(double gib);
 
 }  // namespace baton

@@ -26,6 +26,7 @@ CostProfile chosen_profile(const layers::ModelSpec& model) {
     nodes.push_back({ms, 2 * ms, 3 * ms});
   }
   p.node_seconds = {nodes};
+  p.weight_refresh = {std::vector<PassSeconds>(nodes.size())};
   p.outside_nodes = {{5e-4, 5e-4, 5e-4}};
   p.optimizer_seconds_per_param = 1e-9;
   return p;
@@ -62,12 +63,28 @@ TEST(CostProfile, InterpolatesBetweenSizesAndScalesBeyondThem) {
   CostProfile p;
   p.microbatch_sizes = {16, 64};
   p.node_seconds = {{{1, 2, 3}}, {{5, 8, 11}}};
+  p.weight_refresh = {{{0.25, 0.5, 0}}, {{0.75, 1, 0}}};
   p.outside_nodes = {{0, 0, 0}, {4, 4, 4}};
   EXPECT_DOUBLE_EQ(p.node(0, 40).forward, 3);
   EXPECT_DOUBLE_EQ(p.node(0, 40).weight_gradient, 7);
   EXPECT_DOUBLE_EQ(p.node(0, 8).data_gradient, 1);    // half of 16's
   EXPECT_DOUBLE_EQ(p.node(0, 128).forward, 10);       // twice 64's
   EXPECT_DOUBLE_EQ(p.outside(40).forward, 2);
+  EXPECT_DOUBLE_EQ(p.refresh(0, 8).forward, 0.25);  // the nearest size's, not scaled
+  EXPECT_DOUBLE_EQ(p.refresh(0, 48).data_gradient, 1);
+}
+
+TEST(Simulate, NewWeightsAreConvertedOncePerUpdateNotPerMicrobatch) {
+  const layers::ModelSpec model = lenet5();
+  CostProfile profile = chosen_profile(model);
+  const CostProfile without = profile;
+  for (PassSeconds& r : profile.weight_refresh[0]) r = {2e-3, 1e-3, 0};
+  ParallelConfig p = parallel(1, 1, "none", "sync");
+  p.microbatches = 4;
+  const double a = predict(Scenario{model, without, {}, p, 64, 3}).step_seconds;
+  const double b = predict(Scenario{model, profile, {}, p, 64, 3}).step_seconds;
+  std::printf("4 microbatches per update: %.9f s, with weight conversions %.9f s\n", a, b);
+  EXPECT_NEAR(b - a, double(model.nodes.size()) * 3e-3, 1e-12);
 }
 
 TEST(Simulate, OneRankStepIsItsPassesPlusTheOptimizer) {
