@@ -21,10 +21,19 @@ void NetworkModel::check() const {
   BATON_CHECK(ranks_per_node >= 1, "ranks per node must be at least 1, not " << ranks_per_node);
 }
 
-const LinkCost& NetworkModel::slowest_link(const std::vector<int>& group) const {
+bool NetworkModel::within_one_node(const std::vector<int>& group) const {
   for (int rank : group)
-    if (node_of(rank) != node_of(group.front())) return inter_node;
-  return intra_node;
+    if (node_of(rank) != node_of(group.front())) return false;
+  return true;
+}
+
+const LinkCost& NetworkModel::slowest_link(const std::vector<int>& group) const {
+  return within_one_node(group) ? intra_node : inter_node;
+}
+
+double NetworkModel::compute_stolen(double bytes, const std::vector<int>& group, int passes) const {
+  if (!reduction_steals_compute) return 0;
+  return reduction(bytes, group) + (within_one_node(group) ? ring(bytes, group, passes) : 0.0);
 }
 
 double NetworkModel::reduction(double bytes, const std::vector<int>& group) const {

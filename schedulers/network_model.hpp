@@ -24,8 +24,9 @@ struct NetworkModel {
   // Bytes per second at which a rank adds what it receives in a reduction (calibrated: an
   // allreduce's time beyond its ring transfers); 0: free.
   double reduction_bandwidth = 0;
-  // Whether a rank's reduction share runs on the core its compute needs (a node with no spare
-  // core: its ranks' threads use them all), rather than beside it.
+  // Whether a collective's work on a node runs on the cores its ranks compute on (their threads use
+  // them all): then a rank's core does its share of the reduction, and within one node, where
+  // the transfers are copies by the processor, those too.
   bool reduction_steals_compute = false;
 
   int node_of(int rank) const { return rank / ranks_per_node; }
@@ -43,6 +44,8 @@ struct NetworkModel {
   }
   double all_gather(double bytes, const std::vector<int>& group) const { return ring(bytes, group, 1); }
   double reduction(double bytes, const std::vector<int>& group) const;
+  // Of an allreduce (passes 2) or reduce-scatter (1): the seconds a rank's core spends on it.
+  double compute_stolen(double bytes, const std::vector<int>& group, int passes) const;
 
   // Throws one sentence naming the field when a value cannot describe a network.
   void check() const;
@@ -50,6 +53,7 @@ struct NetworkModel {
  private:
   double ring(double bytes, const std::vector<int>& group, int passes) const;
   const LinkCost& slowest_link(const std::vector<int>& group) const;
+  bool within_one_node(const std::vector<int>& group) const;
 };
 
 }  // namespace baton::schedulers

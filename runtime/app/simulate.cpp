@@ -109,13 +109,12 @@ class VersionsSeen {
 
 CostModel cost_model(const std::vector<StageCost>& stages, const NetworkModel& network, bool sharded) {
   auto seen = std::make_shared<VersionsSeen>();
-  // Where the node has no core to spare, a rank's own core does its share of the reduction.
-  const bool steals = network.reduction_steals_compute;
-  auto reduction = [&stages, &network](const Program& p, const StartAverage& i) {
+  // Where the node has no core to spare, the rank's own core does part of the collective's work.
+  auto stolen = [&stages, &network, sharded](const Program& p, const StartAverage& i) {
     const StageCost& s = stages[size_t(p.stage)];
-    return network.reduction(s.part_bytes[size_t(i.part)], s.group);
+    return network.compute_stolen(s.part_bytes[size_t(i.part)], s.group, sharded ? 1 : 2);
   };
-  auto compute = [&stages, seen, steals, reduction](const Program& p, const Instruction& instruction) {
+  auto compute = [&stages, seen, stolen](const Program& p, const Instruction& instruction) {
     const StageCost& s = stages[size_t(p.stage)];
     auto refreshed = [&](int part, int pass, int64_t version, double PassSeconds::*field) {
       return seen->changed(p.rank, part, pass, version) ? s.refresh[size_t(part)].*field : 0.0;
@@ -130,12 +129,12 @@ CostModel cost_model(const std::vector<StageCost>& stages, const NetworkModel& n
                           },
                           [&](const BackwardWeights& i) { return s.parts[size_t(i.part)].weight_gradient; },
                           [&](const OptimizerStep& i) { return s.optimizer[size_t(i.part)]; },
-                          [&](const StartAverage& i) { return steals ? reduction(p, i) : 0.0; },
+                          [&](const StartAverage& i) { return stolen(p, i); },
                           [](const auto&) { return 0.0; },
                       },
                       instruction);
   };
-  auto latency = [&stages, &network, sharded, steals, reduction](const Program& p, const Instruction& instruction) {
+  auto latency = [&stages, &network, sharded, stolen](const Program& p, const Instruction& instruction) {
     const StageCost& s = stages[size_t(p.stage)];
     return std::visit(
         Overloaded{
@@ -146,7 +145,7 @@ CostModel cost_model(const std::vector<StageCost>& stages, const NetworkModel& n
             [&](const StartAverage& i) {
               const double bytes = s.part_bytes[size_t(i.part)];
               const double total = sharded ? network.reduce_scatter(bytes, s.group) : network.allreduce(bytes, s.group);
-              return steals ? total - reduction(p, i) : total;  // the rank computed that part already
+              return total - stolen(p, i);  // the rank's core did that part already
             },
             [&](const StartGather& i) { return network.all_gather(s.part_bytes[size_t(i.part)], s.group); },
             [](const auto&) { return 0.0; },

@@ -45,6 +45,23 @@ TEST(NetworkModel, RingAllreduceTakesTwoRMinusOneStepsOfOneRthOverTheSlowestLink
     EXPECT_DOUBLE_EQ(n.reduce_scatter(bytes, group) + n.all_gather(bytes, group), n.allreduce(bytes, group));
 }
 
+TEST(NetworkModel, TheReductionAddsItsBytesAtTheReductionBandwidthAndMayRunOnTheComputeCores) {
+  NetworkModel n = two_level(4);
+  const double bytes = 8e6;
+  const double ring_within = 2 * 3 * (1e-6 + bytes / 4 / 1e10), ring_across = 2 * 7 * (1e-5 + bytes / 8 / 1e9);
+  EXPECT_DOUBLE_EQ(n.compute_stolen(bytes, ranks(0, 4), 2), 0.0);
+  n.reduction_bandwidth = 2e9;
+  EXPECT_DOUBLE_EQ(n.allreduce(bytes, ranks(0, 4)), ring_within + 0.75 * bytes / 2e9);
+  EXPECT_DOUBLE_EQ(n.allreduce(bytes, ranks(0, 8)), ring_across + 0.875 * bytes / 2e9);
+  EXPECT_DOUBLE_EQ(n.all_gather(bytes, ranks(0, 8)), ring_across / 2);  // gathering reduces nothing
+  EXPECT_DOUBLE_EQ(n.compute_stolen(bytes, ranks(0, 4), 2), 0.0);      // there are cores to spare
+  n.reduction_steals_compute = true;
+  // Within a node the copies are the processor's work too; across nodes the network's.
+  EXPECT_DOUBLE_EQ(n.compute_stolen(bytes, ranks(0, 4), 2), n.allreduce(bytes, ranks(0, 4)));
+  EXPECT_DOUBLE_EQ(n.compute_stolen(bytes, ranks(0, 8), 2), 0.875 * bytes / 2e9);
+  EXPECT_DOUBLE_EQ(n.compute_stolen(bytes, ranks(0, 4), 1), n.reduce_scatter(bytes, ranks(0, 4)));
+}
+
 TEST(NetworkModel, ValuesThatCannotDescribeANetworkAreRefusedByName) {
   NetworkModel n = two_level(1);
   n.check();
