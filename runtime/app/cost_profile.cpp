@@ -57,6 +57,7 @@ void measure_size(const layers::ModelSpec& model, const ProfileCommand& c, int64
     const bool timed = repeat > 0;  // the first repeat warms caches and primitives
     auto pass = [&](int which, auto&& run) {
       std::vector<double> seconds(n, 0.0);
+      MPI_Barrier(MPI_COMM_WORLD);  // under mpirun, every rank's pass runs at the same time
       net.measure_nodes(&seconds);
       const auto start = Clock::now();
       run();
