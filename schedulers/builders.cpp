@@ -4,7 +4,10 @@
 #include "schedulers/builders.hpp"
 
 #include <algorithm>
+#include <deque>
+#include <limits>
 #include <map>
+#include <set>
 
 #include "runtime/base/error.hpp"
 
@@ -38,6 +41,17 @@ class RankBuilder {
     program_.slots = std::max(program_.slots, slot + 1);
   }
 
+  // The data gradient of every part, sent on at once; the weight gradients follow with weights().
+  void backward_data(int64_t microbatch, int slot) {
+    if (!last_stage()) emit(RecvGrad{microbatch, slot, neighbour(+1)});
+    for (int p = parts_ - 1; p >= 0; --p) emit(BackwardData{microbatch, slot, p, versions_[p]});
+    if (stage_ > 0) emit(SendGrad{microbatch, slot, neighbour(-1)});
+  }
+
+  void weights(int64_t microbatch, int slot) {
+    for (int p = parts_ - 1; p >= 0; --p) weights_of(microbatch, slot, p);
+  }
+
   void backward(int64_t microbatch, int slot) {
     if (!last_stage()) emit(RecvGrad{microbatch, slot, neighbour(+1)});
     for (int p = parts_ - 1; p >= 0; --p) flush_deferred(p);  // 1F1B: the newest weights before a backward
@@ -49,9 +63,7 @@ class RankBuilder {
       if (!c_.split_backward) weights_of(microbatch, slot, p);
     }
     if (stage_ > 0) emit(SendGrad{microbatch, slot, neighbour(-1)});
-    if (c_.split_backward) {
-      for (int p = parts_ - 1; p >= 0; --p) weights_of(microbatch, slot, p);
-    }
+    if (c_.split_backward) weights(microbatch, slot);
   }
 
   // After the backward of the update's last microbatch: average (when needed) and apply.
@@ -172,6 +184,94 @@ void build_one_forward_one_backward(const ScheduleConfig& c, int stage, RankBuil
   }
 }
 
+// The lowest slots free at any time, so a stage holds no more than it must.
+class SlotPool {
+ public:
+  int take() {
+    int slot = 0;
+    while (used_.count(slot)) ++slot;
+    used_.insert(slot);
+    return slot;
+  }
+  void give(int slot) { used_.erase(slot); }
+
+ private:
+  std::set<int> used_;
+};
+
+enum class Task { forward, data_gradient, weight_gradient };
+using StageOrder = std::vector<std::pair<Task, int>>;  // (task, microbatch of the update)
+
+// The zero-bubble order of one update on every stage: a list schedule at unit costs in which, at
+// each tick, a stage runs the next data gradient whose output gradient has arrived, else the next
+// forward whose input has arrived if fewer than 2K−1−s microbatches are in flight there (a
+// microbatch leaves with its weight gradient), else its oldest pending weight gradient. Weight
+// gradients so fill the ticks where 1F1B waits; the bubble left is K−1 ticks (GPipe's: 2(K−1)).
+std::vector<StageOrder> zero_bubble_orders(int stages, int microbatches) {
+  constexpr int kNever = std::numeric_limits<int>::max();
+  std::vector<std::vector<int>> forward_done(size_t(stages), std::vector<int>(size_t(microbatches), kNever));
+  std::vector<std::vector<int>> data_done = forward_done;
+  std::vector<int> next_forward(size_t(stages), 0), next_data(size_t(stages), 0), in_flight(size_t(stages), 0);
+  std::vector<std::deque<int>> pending(static_cast<size_t>(stages));
+  std::vector<StageOrder> orders(static_cast<size_t>(stages));
+  int64_t left = int64_t(3) * stages * microbatches;
+  for (int tick = 0; left > 0; ++tick) {
+    std::vector<std::pair<Task, int>> picked(size_t(stages), {Task::forward, -1});
+    for (int s = 0; s < stages; ++s) {
+      const size_t k = size_t(s);
+      const int d = next_data[k], f = next_forward[k];
+      const bool gradient_here = d < microbatches && forward_done[k][size_t(d)] <= tick &&
+                                 (s == stages - 1 || data_done[k + 1][size_t(d)] <= tick);
+      const bool input_here = f < microbatches && in_flight[k] < 2 * stages - 1 - s &&
+                              (s == 0 || forward_done[k - 1][size_t(f)] <= tick);
+      if (gradient_here) picked[k] = {Task::data_gradient, d};
+      else if (input_here) picked[k] = {Task::forward, f};
+      else if (!pending[k].empty()) picked[k] = {Task::weight_gradient, pending[k].front()};
+    }
+    for (size_t k = 0; k < size_t(stages); ++k) {
+      const auto [task, m] = picked[k];
+      if (m < 0) continue;
+      orders[k].push_back(picked[k]);
+      --left;
+      if (task == Task::forward) {
+        forward_done[k][size_t(m)] = tick + 1;
+        ++next_forward[k];
+        ++in_flight[k];
+      } else if (task == Task::data_gradient) {
+        data_done[k][size_t(m)] = tick + 1;
+        ++next_data[k];
+        pending[k].push_back(m);
+      } else {
+        pending[k].pop_front();
+        --in_flight[k];
+      }
+    }
+  }
+  return orders;
+}
+
+// Replays a stage's zero-bubble order for every update; slots are taken at the forward and given
+// back with the weight gradient.
+void build_zero_bubble(const ScheduleConfig& c, const StageOrder& order, RankBuilder& rank) {
+  for (int64_t update = 0; update < c.steps; ++update) {
+    const int64_t first = update * c.microbatches;
+    SlotPool pool;
+    std::vector<int> slot_of(size_t(c.microbatches));
+    for (const auto& [task, m] : order) {
+      int& slot = slot_of[size_t(m)];
+      if (task == Task::forward) {
+        rank.forward(first + m, slot = pool.take());
+      } else if (task == Task::data_gradient) {
+        rank.backward_data(first + m, slot);
+      } else {
+        rank.weights(first + m, slot);
+        pool.give(slot);
+      }
+    }
+    rank.end_of_update(update);
+  }
+}
+
 }  // namespace
 
 Pipeline parse_pipeline(const std::string& name) {
@@ -179,7 +279,8 @@ Pipeline parse_pipeline(const std::string& name) {
   if (name == "gpipe") return Pipeline::gpipe;
   if (name == "pipedream") return Pipeline::pipedream;
   if (name == "stale") return Pipeline::stale;
-  BATON_FAIL("unknown pipeline '" << name << "'; choose gpipe, pipedream, stale or hybrid");
+  if (name == "zb") return Pipeline::zero_bubble;
+  BATON_FAIL("unknown pipeline '" << name << "'; choose gpipe, zb, pipedream, stale or hybrid");
 }
 
 Averaging parse_averaging(const std::string& name) {
@@ -196,6 +297,7 @@ std::string name_of(Pipeline pipeline) {
     case Pipeline::gpipe: return "gpipe";
     case Pipeline::pipedream: return "pipedream";
     case Pipeline::stale: return "stale";
+    case Pipeline::zero_bubble: return "zb";
   }
   return "?";
 }
@@ -240,11 +342,15 @@ void check_config(const ScheduleConfig& c) {
 std::vector<Program> build_programs(const ScheduleConfig& c) {
   check_config(c);
   std::vector<Program> programs;
+  const std::vector<StageOrder> zero_bubble =
+      c.pipeline == Pipeline::zero_bubble ? zero_bubble_orders(c.stages, c.microbatches) : std::vector<StageOrder>{};
   for (int replica = 0; replica < c.replicas; ++replica) {
     for (int stage = 0; stage < c.stages; ++stage) {
       RankBuilder rank(c, stage, replica);
       if (c.pipeline == Pipeline::pipedream || c.pipeline == Pipeline::stale)
         build_one_forward_one_backward(c, stage, rank);
+      else if (c.pipeline == Pipeline::zero_bubble)
+        build_zero_bubble(c, zero_bubble[size_t(stage)], rank);
       else
         build_fill_drain(c, rank);
       programs.push_back(std::move(rank).finish());

@@ -11,10 +11,13 @@
 
 namespace baton::schedulers {
 
-enum class Pipeline { none, gpipe, pipedream, stale };   // none: one stage (sequential or data parallel)
+// none: one stage (sequential or data parallel). zero_bubble: GPipe's arithmetic (every microbatch
+// of an update sees the same weights) in a zero-bubble order (Qi et al.): each backward split into
+// the data gradient, sent at once, and the weight gradient, which fills the bubbles.
+enum class Pipeline { none, gpipe, pipedream, stale, zero_bubble };
 enum class Averaging { sync, overlap, delayed, sharded };
 
-Pipeline parse_pipeline(const std::string& name);      // "none", "gpipe", "pipedream", "stale"
+Pipeline parse_pipeline(const std::string& name);      // "none", "gpipe", "pipedream", "stale", "zb"
 Averaging parse_averaging(const std::string& name);    // "sync", "overlap", "delayed", "sharded"
 std::string name_of(Pipeline pipeline);
 std::string name_of(Averaging averaging);

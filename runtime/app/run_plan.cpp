@@ -40,6 +40,11 @@ int slots_for(Pipeline pipeline, int stage, const ParallelConfig& p) {
     case Pipeline::gpipe: return p.microbatches;
     case Pipeline::pipedream:
     case Pipeline::stale: return p.stages - stage;
+    case Pipeline::zero_bubble: {  // its list schedule decides: at most 2K−1−s
+      ParallelConfig one = p;
+      one.replicas = 1;
+      return build_programs(schedule_for(one, pipeline, 1))[size_t(stage)].slots;
+    }
   }
   return 1;
 }

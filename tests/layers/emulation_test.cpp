@@ -240,6 +240,17 @@ TEST_F(Emulation, GPipeEqualsSequentialOnTheWholeBatch) {
   }
 }
 
+TEST_F(Emulation, ZeroBubbleEqualsSequentialOnTheWholeBatch) {
+  Outcome reference = sequential_loop(lenet_, data_);
+  for (int stages : {2, 4}) {
+    for (int microbatches : {1, 2, 4}) {
+      SCOPED_TRACE("zb K=" + std::to_string(stages) + " M=" + std::to_string(microbatches));
+      Outcome zb = run_mode(lenet_, mode(stages, 1, microbatches, "zb"), data_);
+      EXPECT_TRUE(close("weights", zb.weights, reference.weights, 1e-5));
+    }
+  }
+}
+
 TEST_F(Emulation, DataParallelAveragingEqualsSequentialOnReplicasTimesTheBatch) {
   Outcome reference = sequential_loop(lenet_, data_);
   for (const char* dp : {"sync", "overlap", "sharded"}) {

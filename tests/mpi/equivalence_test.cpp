@@ -135,6 +135,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"stale_mitigated_2", "lenet5", kMnist, with_staleness(config(2, 1, "stale"), "lr-scale,momentum,predict,dc")},
         Case{"pipedream_predicted_2", "lenet5", kMnist, with_staleness(config(2, 1, "pipedream"), "predict,dc")},
         Case{"gpipe_2", "lenet5", kMnist, config(2, 1, "gpipe", 4)},
+        Case{"zero_bubble_2", "lenet5", kMnist, config(2, 1, "zb", 4)},
         Case{"pipedream_2", "lenet5", kMnist, config(2, 1, "pipedream")},
         Case{"stale_2", "lenet5", kMnist, config(2, 1, "stale")},
         Case{"stale_split_2", "lenet5", kMnist, split(config(2, 1, "stale"))},
@@ -146,6 +147,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"grid_stale_2x2", "lenet5", kMnist, config(2, 2, "stale")},
         Case{"grid_pipedream_sharded_2x2", "lenet5", kMnist, config(2, 2, "pipedream", 1, "sharded")},
         Case{"stale_4", "lenet5", kMnist, config(4, 1, "stale")},
+        Case{"zero_bubble_resnet_4", "resnet20", kSmallCifar, config(4, 1, "zb", 4)},
         Case{"gpipe_resnet_4", "resnet20", kSmallCifar, split(config(4, 1, "gpipe", 2))},
         Case{"dp_sync_4", "lenet5", kMnist, config(1, 4, "none")}),
     [](const auto& info) { return info.param.name; });
