@@ -44,6 +44,7 @@ class RankBuilder {
   // The data gradient of every part, sent on at once; the weight gradients follow with weights().
   void backward_data(int64_t microbatch, int slot) {
     if (!last_stage()) emit(RecvGrad{microbatch, slot, neighbour(+1)});
+    for (int p = parts_ - 1; p >= 0; --p) flush_deferred(p);  // the newest weights before a backward
     for (int p = parts_ - 1; p >= 0; --p) emit(BackwardData{microbatch, slot, p, versions_[p]});
     if (stage_ > 0) emit(SendGrad{microbatch, slot, neighbour(-1)});
   }
@@ -172,6 +173,22 @@ void build_fill_drain(const ScheduleConfig& c, RankBuilder& rank) {
   }
 }
 
+// Lock step (layerpipe): at step c, stage s runs the forward of microbatch c − s, then the data
+// gradient of microbatch c − 2(K−1) + s, sends it, and its weight gradient and update; so it holds
+// 2(K−1−s) + 1 microbatches.
+void build_lock_step(const ScheduleConfig& c, int stage, RankBuilder& rank) {
+  const int64_t lag = 2 * (c.stages - 1 - stage);
+  const int slots = int(std::min<int64_t>(c.steps, lag + 1));
+  for (int64_t step = 0; step < c.steps + lag + stage; ++step) {
+    const int64_t forward = step - stage, backward = step - stage - lag;
+    if (forward >= 0 && forward < c.steps) rank.forward(forward, int(forward % slots));
+    if (backward < 0 || backward >= c.steps) continue;
+    rank.backward_data(backward, int(backward % slots));
+    rank.weights(backward, int(backward % slots));
+    rank.end_of_update(backward);
+  }
+}
+
 // One forward one backward (PipeDream's order): stage s keeps K - s microbatches in flight and
 // runs the forward of microbatch j + K - s right after the backward (and update) of microbatch j.
 void build_one_forward_one_backward(const ScheduleConfig& c, int stage, RankBuilder& rank) {
@@ -280,7 +297,8 @@ Pipeline parse_pipeline(const std::string& name) {
   if (name == "pipedream") return Pipeline::pipedream;
   if (name == "stale") return Pipeline::stale;
   if (name == "zb") return Pipeline::zero_bubble;
-  BATON_FAIL("unknown pipeline '" << name << "'; choose gpipe, zb, pipedream, stale or hybrid");
+  if (name == "layerpipe") return Pipeline::layerpipe;
+  BATON_FAIL("unknown pipeline '" << name << "'; choose gpipe, zb, pipedream, stale, layerpipe or hybrid");
 }
 
 Averaging parse_averaging(const std::string& name) {
@@ -298,6 +316,7 @@ std::string name_of(Pipeline pipeline) {
     case Pipeline::pipedream: return "pipedream";
     case Pipeline::stale: return "stale";
     case Pipeline::zero_bubble: return "zb";
+    case Pipeline::layerpipe: return "layerpipe";
   }
   return "?";
 }
@@ -312,6 +331,10 @@ std::string name_of(Averaging averaging) {
   return "?";
 }
 
+bool updates_every_microbatch(Pipeline pipeline) {
+  return pipeline == Pipeline::pipedream || pipeline == Pipeline::stale || pipeline == Pipeline::layerpipe;
+}
+
 int rank_of(int stage, int replica, int stages) { return replica * stages + stage; }
 int stage_of(int rank, int stages) { return rank % stages; }
 int replica_of(int rank, int stages) { return rank / stages; }
@@ -323,7 +346,7 @@ void check_config(const ScheduleConfig& c) {
   BATON_CHECK(c.steps >= 1, "a schedule needs at least one step, not " << c.steps);
   BATON_CHECK(c.pipeline != Pipeline::none || c.stages == 1,
               c.stages << " stages need a pipeline schedule; pass --pipeline gpipe, pipedream, stale or hybrid");
-  const bool one_forward_one_backward = c.pipeline == Pipeline::pipedream || c.pipeline == Pipeline::stale;
+  const bool one_forward_one_backward = updates_every_microbatch(c.pipeline);
   BATON_CHECK(!one_forward_one_backward || c.microbatches == 1,
               name_of(c.pipeline) << " updates the weights after every microbatch, so it takes --microbatches 1; "
                                      "choose the microbatch with --batch-size");
@@ -349,6 +372,8 @@ std::vector<Program> build_programs(const ScheduleConfig& c) {
       RankBuilder rank(c, stage, replica);
       if (c.pipeline == Pipeline::pipedream || c.pipeline == Pipeline::stale)
         build_one_forward_one_backward(c, stage, rank);
+      else if (c.pipeline == Pipeline::layerpipe)
+        build_lock_step(c, stage, rank);
       else if (c.pipeline == Pipeline::zero_bubble)
         build_zero_bubble(c, zero_bubble[size_t(stage)], rank);
       else

@@ -14,10 +14,16 @@ namespace baton::schedulers {
 // none: one stage (sequential or data parallel). zero_bubble: GPipe's arithmetic (every microbatch
 // of an update sees the same weights) in a zero-bubble order (Qi et al.): each backward split into
 // the data gradient, sent at once, and the weight gradient, which fills the bubbles.
-enum class Pipeline { none, gpipe, pipedream, stale, zero_bubble };
+// layerpipe: the lock-step pipeline of the LayerPipe and stale-weights analyses: at every step
+// stage s runs the forward of microbatch c − s and the split backward of c − 2(K−1) + s, so its
+// forwards see weights d_s = 2(K−1−s) updates old and its backwards the newest, as stale does.
+enum class Pipeline { none, gpipe, pipedream, stale, zero_bubble, layerpipe };
+
+// The asynchronous pipelines: pipedream, stale and layerpipe update after every microbatch.
+bool updates_every_microbatch(Pipeline pipeline);
 enum class Averaging { sync, overlap, delayed, sharded };
 
-Pipeline parse_pipeline(const std::string& name);      // "none", "gpipe", "pipedream", "stale", "zb"
+Pipeline parse_pipeline(const std::string& name);  // "none", "gpipe", "pipedream", "stale", "zb", "layerpipe"
 Averaging parse_averaging(const std::string& name);    // "sync", "overlap", "delayed", "sharded"
 std::string name_of(Pipeline pipeline);
 std::string name_of(Averaging averaging);

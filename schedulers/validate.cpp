@@ -14,10 +14,6 @@
 namespace baton::schedulers {
 namespace {
 
-bool one_forward_one_backward(const ScheduleConfig& c) {
-  return c.pipeline == Pipeline::pipedream || c.pipeline == Pipeline::stale;
-}
-
 // What one rank has done to one microbatch so far.
 struct Progress {
   int forwarded = 0;         // parts
@@ -77,7 +73,8 @@ class RankReplay {
   int neighbour(int offset) const { return rank_of(p_.stage + offset, p_.replica, c_.stages); }
 
   int64_t expected_backward_version(int64_t microbatch) const {
-    if (c_.pipeline == Pipeline::stale) return microbatch;  // the newest: one update per earlier microbatch
+    if (c_.pipeline == Pipeline::stale || c_.pipeline == Pipeline::layerpipe)
+      return microbatch;  // the newest: one update per earlier microbatch
     return expected_forward_version(c_, p_.stage, microbatch);
   }
 
@@ -229,7 +226,8 @@ void check_messages(const std::vector<Program>& programs) {
 
 int64_t expected_forward_version(const ScheduleConfig& c, int stage, int64_t microbatch) {
   const int64_t update = microbatch / c.microbatches;
-  if (one_forward_one_backward(c)) return std::max<int64_t>(0, update - (c.stages - 1 - stage));
+  if (c.pipeline == Pipeline::layerpipe) return std::max<int64_t>(0, update - 2 * (c.stages - 1 - stage));
+  if (updates_every_microbatch(c.pipeline)) return std::max<int64_t>(0, update - (c.stages - 1 - stage));
   if (c.averaging == Averaging::delayed) return std::max<int64_t>(0, update - 1);
   return update;
 }

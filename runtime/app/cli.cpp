@@ -148,7 +148,8 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("replicas", po::value(&p.replicas)->default_value(p.replicas), "data-parallel replicas R of every stage")
       ("pipeline", po::value(&p.pipeline)->default_value(p.pipeline),
        "none, gpipe, zb (GPipe's arithmetic in ZB-H1's order: weight gradients fill the bubbles), pipedream (1F1B, "
-       "weight stashing), stale (1F1B, no stashing) or hybrid (stale, then not pipelined)")
+       "weight stashing), stale (1F1B, no stashing), layerpipe (lock step: forwards 2(K-1-s) updates behind, split "
+       "backward) or hybrid (stale, then not pipelined)")
       ("microbatches", po::value(&p.microbatches)->default_value(p.microbatches),
        "microbatches per update (gradients accumulate; gpipe fills the pipe with them)")
       ("dp", po::value(&p.dp)->default_value(p.dp), "averaging over replicas: sync, overlap, delayed or sharded")

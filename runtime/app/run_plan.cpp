@@ -40,6 +40,7 @@ int slots_for(Pipeline pipeline, int stage, const ParallelConfig& p) {
     case Pipeline::gpipe: return p.microbatches;
     case Pipeline::pipedream:
     case Pipeline::stale: return p.stages - stage;
+    case Pipeline::layerpipe: return 2 * (p.stages - 1 - stage) + 1;
     case Pipeline::zero_bubble: {  // its list schedule decides: at most 2K−1−s
       ParallelConfig one = p;
       one.replicas = 1;

@@ -317,17 +317,18 @@ std::vector<ParallelConfig> candidates(const ParallelConfig& base, int world, in
     const int replicas = world / stages;
     if (replicas > batch) continue;
     const std::vector<std::string> pipelines =
-        stages == 1 ? std::vector<std::string>{"none"} : std::vector<std::string>{"gpipe", "zb", "pipedream", "stale"};
+        stages == 1 ? std::vector<std::string>{"none"} : std::vector<std::string>{"gpipe", "zb", "pipedream", "stale", "layerpipe"};
     const std::vector<std::string> averagings =
         replicas == 1 ? std::vector<std::string>{"sync"}
                       : std::vector<std::string>{"sync", "overlap", "delayed", "sharded"};
     for (const std::string& pipeline : pipelines) {
-      const bool one_f_one_b = pipeline == "pipedream" || pipeline == "stale";
+      const bool one_f_one_b = updates_every_microbatch(parse_pipeline(pipeline));
       for (const std::string& dp : averagings) {
         if (one_f_one_b && dp == "delayed") continue;
         for (int microbatches = 1; microbatches <= (one_f_one_b || stages == 1 ? 1 : 32); microbatches *= 2) {
           if (batch % (int64_t(replicas) * microbatches)) continue;
-          for (bool split : stages > 1 && pipeline != "zb" ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
+          const bool splits_anyway = pipeline == "zb" || pipeline == "layerpipe";
+          for (bool split : stages > 1 && !splits_anyway ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
             ParallelConfig p = base;
             p.stages = stages;
             p.replicas = replicas;

@@ -127,17 +127,19 @@ Outcome sequential_loop(const ModelSpec& model, FixedSource& data) {
 // Mitigations of a stage with delay d = K - 1 - s: lr-scale lr / (1 + d); momentum mu - d / (1 + d);
 // predict: a pass t - v > 0 behind uses W(v) - (t - v) * lr * velocity(v); dc: the gradient g is
 // applied as g + lambda * g * g * (W(t) - W_then), W_then the weights its forward used.
-Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data, Mitigations m = {}) {
+// With lag 2 it is the lock step (layerpipe): d = 2(K - 1 - s).
+Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data, Mitigations m = {},
+                      int lag = 1) {
   auto nets = stage_networks(model, stages, kBatch);
   std::vector<std::vector<std::vector<float>>> history(static_cast<size_t>(stages)), velocities(history);
   std::vector<Sgd> sgd;
   std::vector<float> lr;
   for (int s = 0; s < stages; ++s) {
-    const int delay = stages - 1 - s;
+    const int delay = lag * (stages - 1 - s);
     SgdOptions options = worker_options().sgd;
     if (m.momentum) options.momentum = std::max(0.0f, options.momentum - float(delay) / float(1 + delay));
     sgd.emplace_back(size_t(nets[size_t(s)]->param_count()), options);
-    lr.push_back(m.lr_scale ? kLr / float(1 + delay) : kLr);
+    lr.push_back(m.lr_scale ? kLr * (1.0f / float(1 + delay)) : kLr);  // as the runtime scales it
     history[size_t(s)].emplace_back(nets[size_t(s)]->weights().begin(), nets[size_t(s)]->weights().end());
     velocities[size_t(s)].emplace_back(sgd.back().velocity().begin(), sgd.back().velocity().end());
   }
@@ -155,7 +157,7 @@ Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSourc
   for (int64_t t = 0; t < kSteps; ++t) {
     std::vector<layers::ParamsView> forward_weights, backward_weights;
     for (int s = 0; s < stages; ++s) {
-      const int64_t v = std::max<int64_t>(0, t - (stages - 1 - s));
+      const int64_t v = std::max<int64_t>(0, t - lag * (stages - 1 - s));
       forward_weights.push_back(pass_view(s, t, v));
       backward_weights.push_back(stash ? forward_weights.back() : pass_view(s, t, t));
       nets[size_t(s)]->zero_grads();
@@ -306,6 +308,22 @@ ParallelConfig mitigated(ParallelConfig p, const Mitigations& m) {
 const std::vector<Mitigations> kPipelineMitigations = {
     {.lr_scale = true}, {.momentum = true}, {.predict = true}, {.dc = true},
     {.lr_scale = true, .predict = true, .dc = true}};
+
+TEST_F(Emulation, LockStepForwardsSeeWeightsTwiceAsOldAsStale) {
+  for (int stages : {2, 3}) {  // 3: stage 0's forwards 4 updates behind, within the 6 updates run
+    SCOPED_TRACE("layerpipe K=" + std::to_string(stages));
+    for (const Mitigations& m : {Mitigations{}, Mitigations{.lr_scale = true, .predict = true}}) {
+      SCOPED_TRACE("--staleness " + to_string(m));
+      Outcome reference = pipeline_loop(lenet_, stages, false, data_, m, 2);
+      ParallelConfig p = mode(stages, 1, 1, "layerpipe");
+      p.staleness = to_string(m);
+      Outcome piped = run_mode(lenet_, p, data_);
+      EXPECT_TRUE(close("weights", piped.weights, reference.weights, 0.0));
+      EXPECT_EQ(piped.weights, reference.weights);
+      EXPECT_EQ(piped.loss, reference.loss);
+    }
+  }
+}
 
 TEST_F(Emulation, PipelineStalenessMitigationsFollowTheirFormulas) {
   for (bool stash : {false, true}) {

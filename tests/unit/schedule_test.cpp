@@ -137,6 +137,40 @@ TEST(Builders, SeveralBucketsPerStageValidate) {
   }
 }
 
+TEST(Builders, LockStepValidatesEverywhereAndItsForwardsAreTwiceAsStale) {
+  int checked = 0;
+  for (int stages = 1; stages <= 9; ++stages) {
+    for (int64_t steps = 1; steps <= 16; ++steps) {
+      for (int replicas : {1, 2}) {
+        for (Averaging averaging : {Averaging::sync, Averaging::overlap, Averaging::sharded}) {
+          ScheduleConfig c = config(Pipeline::layerpipe, stages, 1, replicas, averaging, steps);
+          SCOPED_TRACE(describe(c));
+          std::vector<Program> programs = build_programs(c);
+          ASSERT_NO_THROW(validate(programs, c));
+          expect_counts(programs, c);
+          for (const Program& p : programs)
+            EXPECT_EQ(p.slots, std::min<int64_t>(2 * (stages - 1 - p.stage) + 1, steps)) << "rank " << p.rank;
+          ++checked;
+        }
+      }
+    }
+    ScheduleConfig c = config(Pipeline::layerpipe, stages, 1, 1, Averaging::sync, 3 * stages);
+    std::vector<int64_t> delays = forward_delays(build_programs(c), c);
+    for (int s = 0; s < stages; ++s) EXPECT_EQ(delays[size_t(s)], 2 * (stages - 1 - s)) << describe(c) << " stage " << s;
+  }
+  std::printf("  %d lock-step configurations validated\n", checked);
+}
+
+TEST(Simulator, LockStepRunsAsFastAsStaleWithSplitBackward) {
+  for (int stages = 1; stages <= 9; ++stages) {
+    const ScheduleConfig lock_step = config(Pipeline::layerpipe, stages, 1, 1, Averaging::sync, 32);
+    const ScheduleConfig stale = config(Pipeline::stale, stages, 1, 1, Averaging::sync, 32, true);
+    EXPECT_EQ(simulate(build_programs(lock_step), unit_costs()).makespan,
+              simulate(build_programs(stale), unit_costs()).makespan)
+        << describe(lock_step);
+  }
+}
+
 TEST(Builders, StaleAndPipeDreamForwardDelayIsStagesMinusOneMinusStage) {
   for (Pipeline pipeline : {Pipeline::pipedream, Pipeline::stale}) {
     for (int stages = 1; stages <= 8; ++stages) {
