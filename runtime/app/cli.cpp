@@ -167,8 +167,9 @@ po::options_description parallel_options(ParallelConfig& p) {
        "this fraction (e.g. 0.05); --hybrid-switch-epoch is then the latest switch; 0: off")
       ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
       ("staleness", po::value(&p.staleness)->default_value(p.staleness),
-       "what a stage whose weights are d updates behind does about it: auto (stale, pipedream: lr-scale; delayed "
-       "averaging: momentum,predict), none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / (1 + d)), "
+       "what a stage whose weights are d updates behind does about it: auto (stale, pipedream, layerpipe: lr-scale; "
+       "delayed averaging: momentum,predict), none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / "
+       "(1 + d)), "
        "predict (passes use W - d * lr * velocity) and dc (g + lambda * g * g * (W_now - W_then), W_then the weights of "
        "the update's first forward)")
       ("dc-lambda", po::value(&p.dc_lambda)->default_value(p.dc_lambda), "lambda of --staleness dc")
