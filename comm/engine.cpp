@@ -119,11 +119,7 @@ class PollingEngine final : public EngineBase {
   std::map<Handle, Entry> active_;  // a completed request stays (as MPI_REQUEST_NULL) until done() sees it
 };
 
-// Between two rounds of MPI_Test the thread sleeps this long. Measured on AlexNet's 115 MB
-// gradient over a 1 Gbit/s link, delayed averaging took 1363 ms a step with no sleep (the thread
-// takes a core from the compute), 1173 ms with 100 us and 1136 ms with 1 ms; shared memory was as
-// fast with 1 ms as with 20 us (README).
-constexpr std::chrono::microseconds kTestInterval{1000};
+constexpr std::chrono::microseconds kTestInterval{int64_t(kThreadTestInterval * 1e6)};
 
 class ThreadEngine final : public EngineBase {
  public:

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/engine.hpp"
 #include "runtime/base/error.hpp"
 
 namespace baton::comm {
@@ -102,7 +103,9 @@ NetworkProbe probe_network(MPI_Comm world, int repeats) {
   for (int r = 0; r < size; ++r) everyone[size_t(r)] = r;
   probe.allreduce_bytes = double(kAllreduceFloats) * sizeof(float);
   probe.allreduce_seconds = allreduce_seconds(world, repeats);
-  // What the transfers do not explain is the reduction's arithmetic and memory traffic.
+  // The probe drives MPI itself (no communication thread): what the transfers do not explain is
+  // the reduction's arithmetic and memory traffic.
+  probe.model.progress_interval = 0;
   const double transfers = probe.model.allreduce(probe.allreduce_bytes, everyone);
   const double reducing = probe.allreduce_seconds - transfers;
   if (reducing > 0) probe.model.reduction_bandwidth = (size - 1.0) / size * probe.allreduce_bytes / reducing;
@@ -110,6 +113,7 @@ NetworkProbe probe_network(MPI_Comm world, int repeats) {
   int steals = ranks_here * omp_get_max_threads() >= int(std::thread::hardware_concurrency());
   MPI_Bcast(&steals, 1, MPI_INT, 0, world);
   probe.model.reduction_steals_compute = steals;
+  probe.model.progress_interval = kThreadTestInterval;  // what baton's communication thread adds
   probe.allreduce_transfers = transfers;
   return probe;
 }

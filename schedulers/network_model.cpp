@@ -18,6 +18,8 @@ void NetworkModel::check() const {
   BATON_CHECK(std::isfinite(reduction_bandwidth) && reduction_bandwidth >= 0,
               "the network's reduction bandwidth must be 0 (free) or a positive number of bytes per second, not "
                   << reduction_bandwidth);
+  BATON_CHECK(std::isfinite(progress_interval) && progress_interval >= 0,
+              "the network's progress interval must be 0 or more seconds, not " << progress_interval);
   BATON_CHECK(ranks_per_node >= 1, "ranks per node must be at least 1, not " << ranks_per_node);
 }
 
@@ -46,7 +48,7 @@ double NetworkModel::ring(double bytes, const std::vector<int>& group, int passe
   const double r = double(group.size());
   if (group.size() < 2) return 0;
   const LinkCost& link = slowest_link(group);
-  return passes * (r - 1) * link.seconds(bytes / r);
+  return passes * (r - 1) * (link.seconds(bytes / r) + progress_interval / 2);
 }
 
 }  // namespace baton::schedulers

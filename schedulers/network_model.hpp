@@ -28,11 +28,17 @@ struct NetworkModel {
   // them all): then a rank's core does its share of the reduction, and within one node, where
   // the transfers are copies by the processor, those too.
   bool reduction_steals_compute = false;
+  // Seconds between two rounds in which baton's communication thread tests its requests: a message
+  // is seen half of it late on average, and so is each step of a collective (the thread advances
+  // Open MPI's non-blocking algorithms). 0: progress is free.
+  double progress_interval = 1e-3;
 
   int node_of(int rank) const { return rank / ranks_per_node; }
   const LinkCost& link(int a, int b) const { return node_of(a) == node_of(b) ? intra_node : inter_node; }
 
-  double point_to_point(double bytes, int from, int to) const { return link(from, to).seconds(bytes); }
+  double point_to_point(double bytes, int from, int to) const {
+    return link(from, to).seconds(bytes) + progress_interval / 2;
+  }
   // A ring over `group` (its order is the ring's) moves bytes / R per step over its slowest link:
   // allreduce in 2(R−1) steps, reduce-scatter and all-gather in R−1 each; reducing adds (R−1)/R of
   // the bytes at the reduction bandwidth. One rank: free.

@@ -400,6 +400,7 @@ NetworkModel read_network(const std::string& path) {
     network.inter_node = link_from(j.at("inter_node"));
     network.reduction_bandwidth = j.value("reduction_bytes_per_s", 0.0);
     network.reduction_steals_compute = j.value("reduction_steals_compute", false);
+    network.progress_interval = j.value("progress_interval_s", network.progress_interval);
     network.check();
   } catch (const nlohmann::json::exception& e) {
     BATON_FAIL("the network file '" << path << "' is not one baton wrote (" << e.what() << "); write it again with "
@@ -413,7 +414,8 @@ NetworkModel read_network(const std::string& path) {
 nlohmann::json to_json(const NetworkModel& network) {
   return {{"format", kNetworkFormat}, {"intra_node", link_json(network.intra_node)},
           {"inter_node", link_json(network.inter_node)}, {"reduction_bytes_per_s", network.reduction_bandwidth},
-          {"reduction_steals_compute", network.reduction_steals_compute}};
+          {"reduction_steals_compute", network.reduction_steals_compute},
+          {"progress_interval_s", network.progress_interval}};
 }
 
 void run_network_profile(const ProfileCommand& c, std::ostream& out) {

@@ -18,6 +18,7 @@ NetworkModel two_level(int ranks_per_node) {
   n.intra_node = {1e-6, 1e10};
   n.inter_node = {1e-5, 1e9};
   n.ranks_per_node = ranks_per_node;
+  n.progress_interval = 0;
   return n;
 }
 
@@ -60,6 +61,14 @@ TEST(NetworkModel, TheReductionAddsItsBytesAtTheReductionBandwidthAndMayRunOnThe
   EXPECT_DOUBLE_EQ(n.compute_stolen(bytes, ranks(0, 4), 2), n.allreduce(bytes, ranks(0, 4)));
   EXPECT_DOUBLE_EQ(n.compute_stolen(bytes, ranks(0, 8), 2), 0.875 * bytes / 2e9);
   EXPECT_DOUBLE_EQ(n.compute_stolen(bytes, ranks(0, 4), 1), n.reduce_scatter(bytes, ranks(0, 4)));
+}
+
+TEST(NetworkModel, TheCommunicationThreadSeesEachMessageAndRingStepHalfAnIntervalLate) {
+  NetworkModel n = two_level(4);
+  const double bytes = 8e6, ring = n.allreduce(bytes, ranks(0, 8)), message = n.point_to_point(bytes, 0, 5);
+  n.progress_interval = 1e-3;
+  EXPECT_DOUBLE_EQ(n.point_to_point(bytes, 0, 5), message + 5e-4);
+  EXPECT_DOUBLE_EQ(n.allreduce(bytes, ranks(0, 8)), ring + 2 * 7 * 5e-4);
 }
 
 TEST(NetworkModel, ValuesThatCannotDescribeANetworkAreRefusedByName) {

@@ -107,6 +107,7 @@ TEST(Simulate, SyncAveragingAddsTheRingAllreduceOfTheGradient) {
   network.intra_node = {1e-6, 1e10};
   network.inter_node = {1e-4, 1e8};
   network.ranks_per_node = 2;  // 4 replicas on 2 nodes: the ring crosses the slow link
+  network.progress_interval = 0;
   const int n = int(model.nodes.size());
   // Each replica's microbatch is 16 images: passes a quarter of 64's (outside time too).
   const Prediction r = predict(Scenario{model, profile, network, parallel(1, 4, "none", "sync"), 64, 3});
@@ -128,6 +129,7 @@ TEST(Simulate, A1F1BPipelineSettlesAtItsSlowestStage) {
   p.partition = "fc1";  // node 7
   schedulers::NetworkModel free_network;
   free_network.intra_node = {0, 1e30};
+  free_network.progress_interval = 0;
   auto run = [&](int64_t iterations) {
     return predict(Scenario{model, profile, free_network, p, 64, iterations}).step_seconds * double(iterations);
   };
