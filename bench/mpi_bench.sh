@@ -40,18 +40,31 @@ hiding() {
 }
 
 pipelining() {
-  local bench=(--model resnet56 --batch-size 64 --threads 1 --iterations 40 --warmup 2 --repeats 1) one=() two=() round
+  local bench=(--model resnet56 --batch-size 64 --threads 1 --iterations 40 --warmup 2 --repeats 1) one=() two=() three=()
+  local costs round
+  costs="$(mktemp --suffix=.json)"
+  # The costs of two ranks computing at once, as the pipeline's two stages do.
+  mpirun -n 2 --bind-to none "$baton" profile --model resnet56 --batch-size 64 --repeats 11 --output "$costs" >/dev/null
   for ((round = 1; round <= rounds; round++)); do
     one+=("$(field "$("$baton" bench "${bench[@]}")" images_per_sec)")
     two+=("$(field "$(mpirun -n 2 --bind-to none "$baton" bench "${bench[@]}" --stages 2 --pipeline stale \
       --partition-by time)" images_per_sec)")
+    three+=("$(field "$(mpirun -n 2 --bind-to none "$baton" bench "${bench[@]}" --stages 2 --pipeline stale \
+      --partition-by "$costs")" images_per_sec)")
   done
-  local a b
+  local a b c predicted
   a="$(median "${one[@]}")"
   b="$(median "${two[@]}")"
+  c="$(median "${three[@]}")"
+  predicted="$("$baton" simulate "${bench[@]:0:4}" --iterations 40 --costs "$costs" --stages 2 --pipeline stale \
+    --partition-by "$costs" | sed -n 2,3p)"
+  rm -f "$costs"
   echo "B. ResNet-56, batch 64, 1 thread per rank, shared memory, median of $rounds alternating runs of 40 updates"
-  printf '   1 rank %.1f images/s, 2-stage stale pipeline (stages balanced by measured time) %.1f images/s: %.2fx\n' \
+  printf '   1 rank %.1f images/s; 2-stage stale pipeline, stages balanced by measured time: %.1f images/s (%.2fx);\n' \
     "$a" "$b" "$(calc "$b / $a")"
+  printf '   balanced by a cost file with what crosses each cut: %.1f images/s (%.2fx)\n' "$c" "$(calc "$c / $a")"
+  echo "   the simulator on that cost file (both ranks computing at once): $predicted" | tr '\n' ' '
+  echo
 }
 
 for part in "${parts[@]}"; do
