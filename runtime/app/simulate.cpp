@@ -357,7 +357,7 @@ void search(const SimulateCommand& c, const layers::ModelSpec& model, const Cost
   int over_memory = 0;
   const double limit = c.memory_per_rank_gib * double(int64_t(1) << 30);
   ParallelConfig base = c.parallel;
-  if (base.partition_by == "flops") base.partition_by = "time";  // balanced on the profile's times
+  if (base.partition_by == "flops") base.partition_by = c.costs;  // the profile's times and what crosses each cut
   for (const ParallelConfig& p : candidates(base, world, c.batch_size, int(model.nodes.size()))) {
     Prediction r = predict(Scenario{model, profile, network, p, c.batch_size, c.iterations});
     if (limit > 0 && r.peak_bytes() > limit) {
