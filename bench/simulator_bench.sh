@@ -5,7 +5,8 @@
 #  shared memory (1 thread per rank): ResNet-56 b64 on 1 rank and as 2-stage gpipe, pipedream and
 #  stale pipelines; AlexNet b64 over 2 replicas with sync, overlap and delayed averaging; 4 ranks
 #  (on 2 cores): ResNet-56 4-stage gpipe and stale, AlexNet over 4 replicas, sync and delayed.
-#  2 hosts at 1 Gbit/s (jobs/virtual_cluster.sh, needs root): AlexNet b128, sync, overlap, delayed.
+#  2 hosts at 1 Gbit/s (jobs/virtual_cluster.sh, needs root): AlexNet b128, sync, overlap, delayed;
+#  ResNet-56 b64 as 2-stage gpipe, pipedream and stale pipelines, one stage per host.
 # Usage: bench/simulator_bench.sh; BATON=path/to/baton, ITERATIONS=10.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,12 +37,12 @@ quad() { mpirun -n 4 --oversubscribe --bind-to none "$@"; }
 cluster() { bash "$repo/jobs/virtual_cluster.sh" run -- "$@"; }
 
 # Costs measured by as many ranks at once as the rows run on this machine's cores.
-"$baton" profile --model resnet56 --batch-size 64 --repeats 11 --output "$work/resnet56-1.json" >/dev/null
-pair "$baton" profile --model resnet56 --batch-size 64 --repeats 11 --output "$work/resnet56-2.json" >/dev/null
+"$baton" profile --model resnet56 --batch-size 64 --microbatches 1,4 --repeats 11 --output "$work/resnet56-1.json" >/dev/null
+pair "$baton" profile --model resnet56 --batch-size 64 --microbatches 1,4 --repeats 11 --output "$work/resnet56-2.json" >/dev/null
 pair "$baton" profile --model alexnet --batch-size 64 --microbatches 1,2 --repeats 3 --output "$work/alexnet-2.json" \
   >/dev/null
 pair "$baton" profile --network --repeats 10 --output "$work/shm.json" >/dev/null
-quad "$baton" profile --model resnet56 --batch-size 64 --repeats 11 --output "$work/resnet56-4.json" >/dev/null
+quad "$baton" profile --model resnet56 --batch-size 64 --microbatches 1,4 --repeats 11 --output "$work/resnet56-4.json" >/dev/null
 quad "$baton" profile --model alexnet --batch-size 64 --microbatches 2,4 --repeats 3 --output "$work/alexnet-4.json" \
   >/dev/null
 quad "$baton" profile --network --repeats 10 --output "$work/shm4.json" >/dev/null
@@ -76,4 +77,8 @@ bash "$repo/jobs/virtual_cluster.sh" run --slots 1 -- "$baton" profile --network
 echo "2 hosts at 1 Gbit/s (virtual cluster), 1 rank and 1 thread each"
 for dp in sync overlap delayed; do
   row "AlexNet b128, 2 replicas, $dp" cluster "$work/cluster.json" alexnet-2.json alexnet 128 --replicas 2 --dp "$dp"
+done
+for pipeline in "gpipe --microbatches 4" pipedream stale; do
+  row "ResNet-56 b64, 2-stage $pipeline" cluster "$work/cluster.json" resnet56-2.json resnet56 64 --stages 2 \
+    --pipeline $pipeline --partition-by "$work/resnet56-2.json"
 done
