@@ -557,6 +557,12 @@ Invocation parse_simulate(const std::vector<std::string>& args) {
               "--search ranks the configurations of a world; give it with --nodes and --ranks-per-node");
   check_range(c.memory_per_rank_gib, "--memory-per-rank", 0, 1e9, false, "0 (no limit) or more GiB");
   check_parallel(c.parallel);
+  // Replica 0's programs are built in full: a million microbatches per rank is far beyond a step.
+  constexpr int64_t kMaxSimulatedMicrobatches = 1000000;
+  BATON_CHECK(c.iterations <= kMaxSimulatedMicrobatches / c.parallel.microbatches,
+              "--iterations " << c.iterations << " x " << c.parallel.microbatches
+                              << " microbatches is more than the " << kMaxSimulatedMicrobatches
+                              << " a simulation plays; a few times the pipeline's depth shows the steady state");
   if (!c.search) check_split(c.parallel, c.batch_size);
   return inv;
 }

@@ -199,6 +199,14 @@ CostProfile measure_profile(const layers::ModelSpec& model, const ProfileCommand
     profile.microbatch_sizes.push_back(c.batch_size / count);
   }
   std::sort(profile.microbatch_sizes.begin(), profile.microbatch_sizes.end());
+  const double bytes = layers::training_bytes(model, 0, int(model.nodes.size()), profile.microbatch_sizes.back(), 1);
+  const int64_t limit = memory_limit(c.max_memory_gib);
+  BATON_CHECK(bytes <= double(limit), "profiling " << model.name << " at " << profile.microbatch_sizes.back()
+                                                   << " images needs about " << std::fixed << std::setprecision(2)
+                                                   << bytes / double(int64_t(1) << 30)
+                                                   << " GiB, more than --max-memory "
+                                                   << double(limit) / double(int64_t(1) << 30)
+                                                   << " GiB; lower --batch-size or raise --max-memory");
   profile.microbatch_sizes.erase(std::unique(profile.microbatch_sizes.begin(), profile.microbatch_sizes.end()),
                                  profile.microbatch_sizes.end());
   for (int64_t size : profile.microbatch_sizes) measure_size(model, c, size, profile);

@@ -156,6 +156,9 @@ TEST_F(SimulateCli, BadInputIsOneSentenceNamingIt) {
                          "more than --nodes 2");
   expect_one_line_naming(test::run_baton("profile --model lenet5 --batch-size 32 --microbatches 3"),
                          "does not split into 3 microbatches");
+  expect_one_line_naming(test::run_baton("profile --model alexnet --batch-size 100000000"), "raise --max-memory");
+  expect_one_line_naming(test::run_baton("simulate --model lenet5 --costs " + costs() + " --iterations 1000000000"),
+                         "more than the 1000000 a simulation plays");
 }
 
 }  // namespace
