@@ -8,9 +8,8 @@
 #include <iomanip>
 #include <map>
 #include <memory>
-#include <numeric>
-#include <tuple>
 #include <sstream>
+#include <tuple>
 
 #include "comm/network_probe.hpp"
 #include "layers/partition.hpp"
@@ -20,7 +19,6 @@
 #include "runtime/base/error.hpp"
 #include "runtime/base/overloaded.hpp"
 #include "schedulers/simulator.hpp"
-#include "schedulers/validate.hpp"
 
 namespace baton {
 
