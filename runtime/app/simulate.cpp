@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <sstream>
 #include <tuple>
 
@@ -38,15 +39,6 @@ struct StageCost {
   std::vector<int> group;            // the ranks of this stage's replicas
 };
 
-// Values produced before node `cut` and read at or after it: what crosses a stage boundary there.
-double crossing_bytes(const layers::ModelSpec& model, const std::vector<layers::NodeCost>& nodes, int cut,
-                      int64_t microbatch) {
-  double bytes = 0;
-  for (int value : layers::values_entering(model, cut, int(model.nodes.size())))
-    if (value != layers::kImages) bytes += double(nodes[size_t(value)].activation_bytes) * double(microbatch);
-  return bytes;
-}
-
 // Layer time of nodes [first, last), plus their share of the time a whole pass spends outside the
 // layers (in proportion to their layer time).
 PassSeconds range_seconds(const CostProfile& profile, int first, int last, int64_t microbatch) {
@@ -65,6 +57,7 @@ PassSeconds range_seconds(const CostProfile& profile, int first, int last, int64
 
 std::vector<StageCost> stage_costs(const Scenario& s, const RunPlan& plan) {
   const std::vector<layers::NodeCost> nodes = layers::node_costs(s.model);
+  const std::vector<int64_t> cut_bytes = layers::cut_bytes_per_image(s.model);
   const ParallelConfig& p = s.parallel;
   const bool sharded = p.replicas > 1 && p.dp == "sharded";
   std::vector<StageCost> stages;
@@ -83,7 +76,7 @@ std::vector<StageCost> stage_costs(const Scenario& s, const RunPlan& plan) {
       const double params = bytes / sizeof(float) / (sharded ? p.replicas : 1);
       stage.optimizer.push_back(params * s.profile.optimizer_seconds_per_param);
     }
-    if (k + 1 < p.stages) stage.activation_bytes = crossing_bytes(s.model, nodes, last, plan.microbatch);
+    stage.activation_bytes = double(cut_bytes[size_t(last)]) * double(plan.microbatch);  // 0 after the last
     for (int r = 0; r < p.replicas; ++r) stage.group.push_back(rank_of(k, r, p.stages));
     stages.push_back(std::move(stage));
   }
@@ -172,16 +165,12 @@ void account(const Program& program, const Simulation& sim, StagePrediction& sta
 }
 
 // Weights, gradient, optimizer state and slots (training_bytes), plus PipeDream's stashed versions.
-double peak_bytes(const Scenario& s, const RunPlan& plan, int stage, Pipeline pipeline) {
+double peak_bytes(const Scenario& s, const RunPlan& plan, const StageCost& cost, int stage, Pipeline pipeline) {
   const auto [first, last] = plan.stages[size_t(stage)];
-  double bytes = layers::training_bytes(s.model, first, last, plan.microbatch, plan.slots[size_t(stage)]);
-  if (pipeline == Pipeline::pipedream) {
-    const std::vector<layers::NodeCost> nodes = layers::node_costs(s.model);
-    double stage_params = 0;
-    for (int i = first; i < last; ++i) stage_params += double(nodes[size_t(i)].param_bytes);
-    bytes += double(plan.slots[size_t(stage)] - 1) * stage_params;
-  }
-  return bytes;
+  const int slots = plan.slots[size_t(stage)];
+  const double bytes = layers::training_bytes(s.model, first, last, plan.microbatch, slots);
+  if (pipeline != Pipeline::pipedream) return bytes;
+  return bytes + double(slots - 1) * std::accumulate(cost.part_bytes.begin(), cost.part_bytes.end(), 0.0);
 }
 
 void write_timeline(const std::vector<Program>& programs, const Simulation& sim, Timeline& timeline) {
@@ -241,7 +230,7 @@ Prediction predict(const Scenario& s, Timeline* timeline) {
   for (const Program& program : programs) {
     StagePrediction stage;
     account(program, sim, stage);
-    stage.peak_bytes = peak_bytes(s, plan, program.stage, pipeline);
+    stage.peak_bytes = peak_bytes(s, plan, stages[size_t(program.stage)], program.stage, pipeline);
     stage.forward_delay = plan.forward_delays[size_t(program.stage)];
     prediction.stages.push_back(stage);
   }
