@@ -13,6 +13,11 @@ std::unique_ptr<Layer> make_reference_layer(const LayerSpec& spec);
 std::unique_ptr<Layer> make_cpu_layer(const LayerSpec& spec);
 std::unique_ptr<Conversion> make_cpu_conversion(const TensorSpec& from, const TensorSpec& to, bool accumulate);
 #endif
+#if BATON_WITH_CUDA
+std::unique_ptr<Layer> make_cuda_layer(const LayerSpec& spec);
+std::unique_ptr<Conversion> make_cuda_conversion(const TensorSpec& from, const TensorSpec& to, bool accumulate);
+void sum_gradients_on_device(std::span<const float* const> terms, const float* relu_output, float* dst, int64_t count);
+#endif
 
 namespace {
 class PlainConversion final : public Conversion {
@@ -30,10 +35,24 @@ class PlainConversion final : public Conversion {
 };
 }  // namespace
 
-const char* backend_name(Backend backend) { return backend == Backend::cpu ? "cpu" : "reference"; }
+const char* backend_name(Backend backend) {
+  switch (backend) {
+    case Backend::cpu: return "cpu";
+    case Backend::cuda: return "cuda";
+    case Backend::reference: break;
+  }
+  return "reference";
+}
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, Backend backend) {
   if (backend == Backend::reference) return make_reference_layer(spec);
+  if (backend == Backend::cuda) {
+#if BATON_WITH_CUDA
+    return make_cuda_layer(spec);
+#else
+    BATON_FAIL("this baton was built without CUDA (BATON_WITH_CUDA=OFF), so --backend cuda is not available");
+#endif
+  }
 #if BATON_WITH_ONEDNN
   return make_cpu_layer(spec);
 #else
@@ -45,6 +64,9 @@ std::unique_ptr<Conversion> make_conversion(const TensorSpec& from, const Tensor
                                             Backend backend) {
   BATON_CHECK(from.dims == to.dims, "cannot convert a " << to_string(from.dims) << " tensor to " << to_string(to.dims));
   if (from.plain() && to.plain()) return std::make_unique<PlainConversion>(accumulate);
+#if BATON_WITH_CUDA
+  if (from.on_device() || to.on_device()) return make_cuda_conversion(from, to, accumulate);
+#endif
   BATON_CHECK(backend == Backend::cpu, "the reference kernels only use plain layouts, not " << from.layout_name()
                                                                                            << " or " << to.layout_name());
 #if BATON_WITH_ONEDNN
@@ -54,8 +76,8 @@ std::unique_ptr<Conversion> make_conversion(const TensorSpec& from, const Tensor
 #endif
 }
 
-void sum_gradients(std::span<const float* const> terms, const float* relu_output, float* dst, size_t count) {
-  const int64_t n = int64_t(count);
+namespace {
+void sum_gradients_on_host(std::span<const float* const> terms, const float* relu_output, float* dst, int64_t n) {
   const float* a = terms[0];
   const float* b = terms.size() > 1 ? terms[1] : nullptr;
   if (terms.size() > 2) {  // rare: fold the third and later terms into dst first
@@ -80,6 +102,16 @@ void sum_gradients(std::span<const float* const> terms, const float* relu_output
   } else if (a != dst) {
     std::copy_n(a, n, dst);
   }
+}
+
+}  // namespace
+
+void sum_gradients(std::span<const float* const> terms, const float* relu_output, Tensor& dst) {
+  const int64_t count = int64_t(dst.storage_floats());
+#if BATON_WITH_CUDA
+  if (dst.spec().on_device()) return sum_gradients_on_device(terms, relu_output, dst.data(), count);
+#endif
+  sum_gradients_on_host(terms, relu_output, dst.data(), count);
 }
 
 }  // namespace baton::layers

@@ -1,4 +1,5 @@
-// The Layer interface every kernel family implements (cpu/ on oneDNN, reference/ plain loops).
+// The Layer interface every kernel family implements (cpu/ on oneDNN, cuda/ on cuDNN and cuBLAS,
+// reference/ plain loops).
 // setup() creates primitives once for a fixed batch and says which layouts the layer reads and
 // writes; the three passes then replay them. A slot is one in-flight microbatch's saved state.
 #pragma once
@@ -83,7 +84,7 @@ class Layer {
   virtual void backward_weights(const BackwardArgs& args) { (void)args; }
 };
 
-enum class Backend { cpu, reference };
+enum class Backend { cpu, reference, cuda };
 const char* backend_name(Backend backend);
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, Backend backend);
@@ -98,8 +99,9 @@ class Conversion {
 std::unique_ptr<Conversion> make_conversion(const TensorSpec& from, const TensorSpec& to, bool accumulate,
                                             Backend backend);
 
-// dst = the sum of `terms` (count floats each, one layout), zeroed wherever relu_output <= 0
-// when relu_output is given: gradients meeting at a fork, through a ReLU, in one pass.
-void sum_gradients(std::span<const float* const> terms, const float* relu_output, float* dst, size_t count);
+// dst = the sum of `terms` (dst's storage size each, dst's layout), zeroed wherever relu_output
+// <= 0 when relu_output is given: gradients meeting at a fork, through a ReLU, in one pass. On
+// the device when dst is.
+void sum_gradients(std::span<const float* const> terms, const float* relu_output, Tensor& dst);
 
 }  // namespace baton::layers

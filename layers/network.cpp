@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/base/device_memory.hpp"
 #include "runtime/base/error.hpp"
 #include "runtime/base/rng.hpp"
 
@@ -59,6 +60,13 @@ Dims with_batch(int64_t batch, const Dims& sample_dims) {
   Dims dims{batch};
   dims.insert(dims.end(), sample_dims.begin(), sample_dims.end());
   return dims;
+}
+
+// The tensor's values in plain row-major host memory (a copy when it is stored otherwise).
+std::vector<float> host_values(const Tensor& tensor, Backend backend) {
+  Tensor plain(TensorSpec{tensor.dims(), nullptr});
+  make_conversion(tensor.spec(), plain.spec(), false, backend)->run(tensor, plain);
+  return std::vector<float>(plain.data(), plain.data() + plain.numel());
 }
 }  // namespace
 
@@ -309,8 +317,10 @@ void Network::timed(const LocalNode& node, Pass pass) {
   if (node_seconds_ == nullptr) {
     pass();
   } else {
+    if (options_.backend == Backend::cuda) device::synchronize();  // time this layer's kernels only
     auto start = std::chrono::steady_clock::now();
     pass();
+    if (options_.backend == Backend::cuda) device::synchronize();
     (*node_seconds_)[size_t(node.index)] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   if (progress_hook_) progress_hook_();
@@ -369,7 +379,7 @@ void Network::finish_gradient(Slot& slot, int id) {
     terms.push_back(t.data());
   }
   if (!value.terms_in_value_layout) terms.assign(1, grad.data());  // converted and summed already
-  if (value.terms_in_value_layout || relu_output) sum_gradients(terms, relu_output, grad.data(), grad.storage_floats());
+  if (value.terms_in_value_layout || relu_output) sum_gradients(terms, relu_output, grad);
 }
 
 void Network::backward_data(int slot_index, ParamsView weights, float loss_scale, NodeRange range) {
@@ -420,15 +430,16 @@ const Tensor& Network::loss_logits(int slot) const {
 
 double Network::loss_sum(int slot, int64_t count) const {
   loss_logits(slot);
-  const float* losses = slots_.at(slot).values[value_of_node(int(nodes_.size()) - 1)].data();
+  const std::vector<float> losses = host_values(slots_.at(slot).values[value_of_node(int(nodes_.size()) - 1)], options_.backend);
   double sum = 0;
   for (int64_t i = 0; i < count; ++i) sum += losses[i];
   return sum;
 }
 
 int64_t Network::correct(int slot, int64_t count) const {
-  const Tensor& logits = loss_logits(slot);
-  const int64_t classes = logits.dims()[1];
+  const Tensor& logits_tensor = loss_logits(slot);
+  const std::vector<float> logits = host_values(logits_tensor, options_.backend);
+  const int64_t classes = logits_tensor.dims()[1];
   const int32_t* labels = slots_.at(slot).labels.data();
   int64_t hits = 0;
   for (int64_t i = 0; i < count; ++i) {

@@ -126,7 +126,7 @@ void check_range(double value, const std::string& flag, double low, double high,
 }
 
 po::options_description general_options(std::string& config_file, std::string& seed, int& threads, std::string& backend,
-                                        double& max_memory_gib) {
+                                        int& device, double& max_memory_gib) {
   po::options_description group("General");
   group.add_options()
       ("help,h", "print this help")
@@ -137,7 +137,9 @@ po::options_description general_options(std::string& config_file, std::string& s
        "(0: 90% of this machine's or job's memory, shared by the ranks on it)")
       ("threads", po::value(&threads)->default_value(threads), "OpenMP threads for the kernels (0: all cores)")
       ("backend", po::value(&backend)->default_value(backend),
-       "kernels: cpu (oneDNN) or reference (plain loops, slow, for checking)");
+       "kernels: cpu (oneDNN), cuda (cuDNN and cuBLAS on a GPU) or reference (plain loops, slow, for checking)")
+      ("device", po::value(&device)->default_value(device),
+       "the CUDA device of --backend cuda (-1: the launcher's local rank modulo the devices on the node)");
   return group;
 }
 
@@ -362,7 +364,7 @@ Invocation parse_train(const std::vector<std::string>& args) {
        "--resume finds a checkpoint");
   po::options_description all("baton train: train a model\n\nusage: baton train [options]");
   std::string seed = std::to_string(c.seed);
-  all.add(general_options(config_file, seed, c.threads, c.backend, c.max_memory_gib))
+  all.add(general_options(config_file, seed, c.threads, c.backend, c.device, c.max_memory_gib))
       .add(data)
       .add(optim)
       .add(parallel_options(c.parallel))
@@ -468,7 +470,7 @@ Invocation parse_bench(const std::vector<std::string>& args) {
   po::options_description all("baton bench: time whole training steps (forward, backward, update)\n\nusage: baton bench [options]");
   c.threads = 1;
   std::string seed = std::to_string(c.seed);
-  all.add(general_options(config_file, seed, c.threads, c.backend, c.max_memory_gib))
+  all.add(general_options(config_file, seed, c.threads, c.backend, c.device, c.max_memory_gib))
       .add(run)
       .add(parallel_options(c.parallel));
   Parsed parsed = parse(all, args, "bench");
@@ -506,7 +508,7 @@ Invocation parse_profile(const std::vector<std::string>& args) {
   po::options_description all("baton profile: measure each layer's forward, data-gradient and weight-gradient time\n\n"
                               "usage: baton profile [options] --output costs.json");
   std::string seed = std::to_string(c.seed);
-  all.add(general_options(config_file, seed, c.threads, c.backend, c.max_memory_gib)).add(run);
+  all.add(general_options(config_file, seed, c.threads, c.backend, c.device, c.max_memory_gib)).add(run);
   Parsed parsed = parse(all, args, "profile");
   if (parsed.help) return help_for(all);
   c.seed = parse_seed(seed);

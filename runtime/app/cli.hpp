@@ -68,6 +68,7 @@ struct TrainConfig {
   uint64_t seed = 1;
   int threads = 0;  // 0: OpenMP's default
   std::string backend = "cpu";
+  int device = -1;  // --device: the CUDA device of --backend cuda; -1: from the launcher's local rank
   double max_memory_gib = 0;             // what data, model and activations may claim; 0: see memory_limit()
   std::string metrics;
   int64_t log_every = 0;                 // a step event every N updates; 0: none
@@ -91,6 +92,7 @@ struct BenchConfig {
   int64_t repeats = 3;       // timed programs; the median is reported
   std::string measure = "step";  // step, comm (only the averaging), compute (replicas without averaging)
   std::string backend = "cpu";
+  int device = -1;  // --device: the CUDA device of --backend cuda; -1: from the launcher's local rank
   double max_memory_gib = 0;
   uint64_t seed = 1;
   ParallelConfig parallel;
@@ -114,6 +116,7 @@ struct ProfileCommand {
   int64_t repeats = 5;                   // timed passes per size (the median is kept)
   int threads = 1;
   std::string backend = "cpu";
+  int device = -1;  // --device: the CUDA device of --backend cuda; -1: from the launcher's local rank
   double max_memory_gib = 0;
   uint64_t seed = 1;
   std::string output;                    // the cost file; "" prints the table only

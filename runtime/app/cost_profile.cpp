@@ -50,7 +50,7 @@ struct PassRuns {
 // change cost more (the kernels convert the new weights into their layouts once per version).
 void measure_size(const layers::ModelSpec& model, const ProfileCommand& c, int64_t microbatch, CostProfile& profile) {
   const size_t n = model.nodes.size();
-  layers::Network net(model, 0, int(n), layers::NetworkOptions{parse_backend(c.backend), microbatch, 1, c.seed});
+  layers::Network net(model, 0, int(n), layers::NetworkOptions{parse_backend(c.backend, c.device), microbatch, 1, c.seed});
   enum { forward, data, weight, fresh_forward, fresh_data, passes };
   std::vector<PassRuns> runs(passes, PassRuns{std::vector<std::vector<double>>(n), {}});
   for (int64_t repeat = 0; repeat <= c.repeats; ++repeat) {

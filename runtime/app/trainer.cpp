@@ -15,6 +15,8 @@
 #include "layers/zoo.hpp"
 #include "runtime/data/data_loader.hpp"
 #include "runtime/data/dataset.hpp"
+#include "runtime/base/cuda_devices.hpp"
+#include "runtime/base/device_memory.hpp"
 #include "runtime/base/error.hpp"
 #include "runtime/base/memory.hpp"
 #include "runtime/app/metrics.hpp"
@@ -92,10 +94,12 @@ std::string with_unit(double value, const std::string& unit) {
 
 }  // namespace
 
-layers::Backend parse_backend(const std::string& name) {
+layers::Backend parse_backend(const std::string& name, int device) {
   if (name == "cpu") return layers::Backend::cpu;
   if (name == "reference") return layers::Backend::reference;
-  BATON_FAIL("unknown backend '" << name << "'; choose cpu or reference");
+  BATON_CHECK(name == "cuda", "unknown backend '" << name << "'; choose cpu, cuda or reference");
+  device::use_device(device >= 0 ? device : device::default_device(cuda_devices().count));
+  return layers::Backend::cuda;
 }
 
 // --max-memory in bytes: the GiB given, or 90 % of what this machine (or job) may use, shared by
@@ -314,7 +318,7 @@ class Training {
         memory_limit_(memory_limit(c.max_memory_gib)),
         data_(load_data(data_options(c, layers::zoo_entry(c.model), memory_limit_))),
         model_(model_for(c.model, data_.train, c.dataset)),
-        network_{parse_backend(c.backend), std::max<int64_t>(1, c.batch_size / (p_.replicas * p_.microbatches)), 1,
+        network_{parse_backend(c.backend, c.device), std::max<int64_t>(1, c.batch_size / (p_.replicas * p_.microbatches)), 1,
                  c.seed},
         plan_(plan_within_memory(model_, p_, c.batch_size, c.epochs, network_, memory_limit_,
                                  double(data_.train.images.size() + data_.test.images.size()) * sizeof(float))),
@@ -645,7 +649,7 @@ nlohmann::json run_bench(const BenchConfig& c) {
   const ParallelConfig& p = c.parallel;
   const layers::ZooEntry& entry = layers::zoo_entry(c.model);
   layers::ModelSpec model = layers::build_model(c.model, entry.natural_input, entry.natural_classes);
-  const layers::NetworkOptions network{parse_backend(c.backend),
+  const layers::NetworkOptions network{parse_backend(c.backend, c.device),
                                        std::max<int64_t>(1, c.batch_size / (p.replicas * p.microbatches)), 1, c.seed};
   const double batch_bytes = double(c.batch_size) * double(element_count(entry.natural_input)) * sizeof(float);
   const int64_t limit = memory_limit(c.max_memory_gib);

@@ -33,10 +33,11 @@ nlohmann::json run_bench(const BenchConfig& config);
 
 void print_model_zoo(std::ostream& out);
 
-// Shared by the commands that build networks: --backend's kernels, --threads (0 leaves OpenMP's
+// Shared by the commands that build networks: --backend's kernels (for cuda, on --device, or the
+// launcher's local rank when it is -1; one sentence when no device is usable), --threads (0 leaves OpenMP's
 // default), the threads kernels will use, and --max-memory in bytes (0 GiB: 90 % of this
 // machine's or job's memory, shared by the MPI ranks on it).
-layers::Backend parse_backend(const std::string& name);
+layers::Backend parse_backend(const std::string& name, int device);
 void set_threads(int threads);
 int omp_threads();
 int world_size();  // processes in MPI_COMM_WORLD

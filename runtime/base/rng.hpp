@@ -17,8 +17,9 @@ constexpr uint64_t mix64(uint64_t x) {
 
 constexpr uint64_t mix_keys(uint64_t a, uint64_t b) { return mix64(a ^ mix64(b)); }
 
-// Uniform in [0, 1) from the top 24 bits, exactly representable as float.
-inline float uniform01(uint64_t key, uint64_t index) {
+// Uniform in [0, 1) from the top 24 bits, exactly representable as float. constexpr, so CUDA
+// kernels draw the very same values (dropout masks agree between the CPU and GPU backends).
+constexpr float uniform01(uint64_t key, uint64_t index) {
   return static_cast<float>(mix_keys(key, index) >> 40) * (1.0f / 16777216.0f);
 }
 

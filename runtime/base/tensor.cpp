@@ -7,6 +7,7 @@
 
 #include <sys/mman.h>
 
+#include "runtime/base/device_memory.hpp"
 #include "runtime/base/error.hpp"
 
 namespace baton {
@@ -52,12 +53,15 @@ std::shared_ptr<float> allocate_floats(size_t count) {
 }
 
 Tensor::Tensor(TensorSpec spec) : spec_(std::move(spec)) {
-  storage_ = allocate_floats(storage_floats());
+  storage_ = spec_.on_device() ? device::allocate_floats(storage_floats()) : allocate_floats(storage_floats());
   data_ = storage_.get();
 }
 
 Tensor::Tensor(TensorSpec spec, float* borrowed_storage) : spec_(std::move(spec)), data_(borrowed_storage) {}
 
-void Tensor::fill(float value) { std::fill_n(data_, storage_floats(), value); }
+void Tensor::fill(float value) {
+  if (spec_.on_device()) device::fill(data_, storage_floats(), value);
+  else std::fill_n(data_, storage_floats(), value);
+}
 
 }  // namespace baton

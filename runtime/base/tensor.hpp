@@ -1,6 +1,6 @@
 // Tensors: logical dims, f32 storage (owned and 64-byte aligned, or borrowed) and a memory layout.
-// A null layout means plain row-major (NCHW for images, N×F for features); kernels may attach
-// an opaque blocked layout (e.g. oneDNN nChw16c) that is handed on between consecutive layers.
+// A null layout means plain row-major host memory (NCHW for images, N×F for features); kernels
+// may attach an opaque layout (oneDNN's nChw16c, a CUDA device's memory) handed on between layers.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +23,7 @@ class Layout {
   virtual std::string name() const = 0;             // e.g. "nChw16c"
   virtual size_t bytes() const = 0;                 // storage size, padding included
   virtual bool same_as(const Layout& other) const = 0;
+  virtual bool on_device() const { return false; }  // storage in GPU memory (runtime/base/device_memory)
 };
 using LayoutPtr = std::shared_ptr<const Layout>;
 
@@ -31,6 +32,7 @@ struct TensorSpec {
   LayoutPtr layout;  // nullptr: plain row-major
 
   bool plain() const { return layout == nullptr; }
+  bool on_device() const { return layout && layout->on_device(); }
   size_t bytes() const;
   std::string layout_name() const;
 };
@@ -40,7 +42,7 @@ bool same_layout(const TensorSpec& a, const TensorSpec& b);
 class Tensor {
  public:
   Tensor() = default;
-  explicit Tensor(TensorSpec spec);                   // owned, zero-filled
+  explicit Tensor(TensorSpec spec);                   // owned, zero-filled, where the layout lives
   Tensor(TensorSpec spec, float* borrowed_storage);   // a view; the owner outlives it
 
   const TensorSpec& spec() const { return spec_; }

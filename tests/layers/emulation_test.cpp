@@ -3,6 +3,7 @@
 // sequential training on the whole batch, delayed averaging against W(t+1) = W(t) - lr·avg g(W(t-1)),
 // stale and PipeDream pipelines against a loop that keeps each stage's weight history and applies
 // the mode's version rule, and the LayerPipe split and the other averagings against their twins.
+// On the kernels of BATON_TEST_BACKEND (cpu unless set; the GPU check sets cuda).
 #include <gtest/gtest.h>
 
 #include "layers/partition.hpp"
@@ -10,6 +11,7 @@
 #include "runtime/app/local_run.hpp"
 #include "runtime/app/parallel_plan.hpp"
 #include "runtime/base/rng.hpp"
+#include "tests/support/backends.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/fixed_source.hpp"
 
@@ -29,7 +31,7 @@ using FixedSource = test::FixedSource;
 
 WorkerOptions worker_options() {
   WorkerOptions o;
-  o.network = layers::NetworkOptions{layers::Backend::cpu, 1, 1, 5};
+  o.network = layers::NetworkOptions{test::mode_backend(), 1, 1, 5};
   o.sgd = SgdOptions{0.9f, 1e-4f, false};
   o.schedule.base = kLr;
   return o;
@@ -65,7 +67,7 @@ std::vector<std::unique_ptr<Network>> stage_networks(const ModelSpec& model, int
   layers::Partition partition = layers::balance_stages(layers::node_costs(model), stages);
   std::vector<std::unique_ptr<Network>> nets;
   for (auto [first, last] : layers::stage_ranges(partition, int(model.nodes.size())))
-    nets.push_back(std::make_unique<Network>(model, first, last, layers::NetworkOptions{layers::Backend::cpu, batch, 1, 5}));
+    nets.push_back(std::make_unique<Network>(model, first, last, layers::NetworkOptions{test::mode_backend(), batch, 1, 5}));
   return nets;
 }
 
@@ -227,6 +229,7 @@ Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data, Mi
 
 class Emulation : public ::testing::Test {
  protected:
+  void SetUp() override { BATON_SKIP_UNLESS_AVAILABLE(test::mode_backend()); }
   ModelSpec lenet_ = layers::build_model("lenet5", {1, 28, 28}, 10);
   FixedSource data_{lenet_, kBatch, kSteps};
 };

@@ -1,6 +1,6 @@
-// The network runner: every zoo model on the oneDNN kernels against the same model on the
-// reference kernels (loss, every weight gradient, running statistics), the runner's gradients
-// against finite differences, and a model split into two stages against the whole model.
+// The network runner: every zoo model on each backend's kernels (oneDNN; cuDNN where a GPU is)
+// against the same model on the reference kernels (loss, every weight gradient, running
+// statistics), gradients against finite differences, and a split model against the whole.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +8,7 @@
 #include "layers/network.hpp"
 #include "layers/zoo.hpp"
 #include "runtime/base/rng.hpp"
+#include "tests/support/backends.hpp"
 #include "tests/support/compare.hpp"
 
 namespace baton::layers {
@@ -48,6 +49,7 @@ struct ZooCase {
   int64_t batch;
   double grad_l2 = 1e-3;   // per gradient tensor
   double state = 1e-5;     // running statistics, relative to their scale
+  Backend backend = Backend::cpu;
 };
 
 class ZooNetwork : public ::testing::TestWithParam<ZooCase> {};
@@ -59,18 +61,19 @@ class ZooNetwork : public ::testing::TestWithParam<ZooCase> {};
 // models agree to ~1e-5; the ImageNet ResNets, with 12 values per channel in their last stage
 // and 17-53 batch norms in a row, to ~3e-2 (ResNet-50), so they only get a wiring check here —
 // their block types are checked tightly in tiny_resnet and the layer tests.
-TEST_P(ZooNetwork, CpuKernelsMatchReferenceKernels) {
+TEST_P(ZooNetwork, KernelsMatchReferenceKernels) {
   const ZooCase& c = GetParam();
+  BATON_SKIP_UNLESS_AVAILABLE(c.backend);
   ModelSpec model = build_model(c.model, c.input, 10);
-  Network cpu(model, 0, int(model.nodes.size()), {Backend::cpu, c.batch, 1, 3});
+  Network kernels(model, 0, int(model.nodes.size()), {c.backend, c.batch, 1, 3});
   Network ref(model, 0, int(model.nodes.size()), {Backend::reference, c.batch, 1, 3});
-  ASSERT_EQ(cpu.param_count(), count_params(model));
-  StepResult a = train_pass(cpu, model), b = train_pass(ref, model);
-  std::printf("  %s: loss cpu %.6f reference %.6f\n", c.model.c_str(), a.loss, b.loss);
+  ASSERT_EQ(kernels.param_count(), count_params(model));
+  StepResult a = train_pass(kernels, model), b = train_pass(ref, model);
+  std::printf("  %s: loss %s %.6f reference %.6f\n", c.model.c_str(), backend_name(c.backend), a.loss, b.loss);
   EXPECT_NEAR(a.loss, b.loss, 1e-4 * std::abs(b.loss));
   EXPECT_TRUE(close_in_l2("weight gradients", a.grads, b.grads, c.grad_l2));
   EXPECT_TRUE(close("running statistics", a.state, b.state, c.state));
-  for (const ParamRange& range : cpu.param_ranges()) {
+  for (const ParamRange& range : kernels.param_ranges()) {
     std::vector<float> ga(a.grads.begin() + range.offset, a.grads.begin() + range.offset + range.count);
     std::vector<float> gb(b.grads.begin() + range.offset, b.grads.begin() + range.offset + range.count);
     EXPECT_TRUE(close_in_l2("  " + range.node_name, ga, gb, c.grad_l2));
@@ -79,11 +82,24 @@ TEST_P(ZooNetwork, CpuKernelsMatchReferenceKernels) {
 
 // ImageNet ResNets get 64x64 inputs so that their last batch norms see 12 values per channel, not
 // 2 as with 32x32: with 2 the statistics are so ill-conditioned that round-off dominates.
-INSTANTIATE_TEST_SUITE_P(Zoo, ZooNetwork,
-                         ::testing::Values(ZooCase{"lenet5", {1, 28, 28}, 4}, ZooCase{"alexnet", {3, 32, 32}, 2},
-                                           ZooCase{"vgg11", {3, 32, 32}, 2}, ZooCase{"resnet20", {3, 32, 32}, 2},
-                                           ZooCase{"resnet18", {3, 64, 64}, 3, 0.1, 1e-4}, ZooCase{"resnet50", {3, 64, 64}, 3, 0.1, 1e-4}),
-                         [](const auto& info) { return info.param.model; });
+std::vector<ZooCase> zoo_cases() {
+  const std::vector<ZooCase> models{ZooCase{"lenet5", {1, 28, 28}, 4},        ZooCase{"alexnet", {3, 32, 32}, 2},
+                                    ZooCase{"vgg11", {3, 32, 32}, 2},         ZooCase{"resnet20", {3, 32, 32}, 2},
+                                    ZooCase{"resnet18", {3, 64, 64}, 3, 0.1, 1e-4},
+                                    ZooCase{"resnet50", {3, 64, 64}, 3, 0.1, 1e-4}};
+  std::vector<ZooCase> cases;
+  for (Backend backend : {Backend::cpu, Backend::cuda}) {
+    for (ZooCase c : models) {
+      c.backend = backend;
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, ZooNetwork, ::testing::ValuesIn(zoo_cases()), [](const auto& info) {
+  return std::string(backend_name(info.param.backend)) + "_" + info.param.model;
+});
 
 // A small residual model with forks, an option-A shortcut and a projection. It has no ReLU or max
 // pooling, so the loss is smooth and central differences are accurate.
@@ -139,12 +155,15 @@ TEST(NetworkGradient, MatchesFiniteDifferencesPerParameterTensor) {
 }
 
 // Runs [0, cut) and [cut, end) by hand, handing boundary tensors across, against the whole model.
-TEST(NetworkStages, SplitAcrossSkipConnectionsEqualsWholeModel) {
+class NetworkStages : public ::testing::TestWithParam<Backend> {};
+
+TEST_P(NetworkStages, SplitAcrossSkipConnectionsEqualsWholeModel) {
+  BATON_SKIP_UNLESS_AVAILABLE(GetParam());
   ModelSpec model = build_model("resnet20", {3, 32, 32}, 10);
   const int end = int(model.nodes.size());
   int cut = 0;
   while (model.nodes[cut].name != "layer2.0.bn2") ++cut;  // inside a block: the skip crosses the cut
-  const NetworkOptions options{Backend::cpu, 2, 1, 3};
+  const NetworkOptions options{GetParam(), 2, 1, 3};
   Network whole(model, 0, end, options), head(model, 0, cut, options), tail(model, cut, end, options);
   ASSERT_EQ(head.leaving(), tail.entering());
   ASSERT_GE(head.leaving().size(), 2u) << "the skip connection should cross the cut";
@@ -176,6 +195,9 @@ TEST(NetworkStages, SplitAcrossSkipConnectionsEqualsWholeModel) {
   split.insert(split.end(), tail.grads().begin(), tail.grads().end());
   EXPECT_TRUE(close("weight gradients", split, reference.grads, 1e-5));
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, NetworkStages, ::testing::Values(Backend::cpu, Backend::cuda),
+                         [](const auto& info) { return std::string(backend_name(info.param)); });
 
 }  // namespace
 }  // namespace baton::layers

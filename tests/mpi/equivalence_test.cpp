@@ -12,6 +12,7 @@
 #include "layers/zoo.hpp"
 #include "runtime/app/distributed_run.hpp"
 #include "runtime/app/local_run.hpp"
+#include "tests/support/backends.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/fixed_source.hpp"
 
@@ -60,7 +61,7 @@ ParallelConfig config(int stages, int replicas, const std::string& pipeline, int
 
 WorkerOptions common_options() {
   WorkerOptions o;
-  o.network = layers::NetworkOptions{layers::Backend::cpu, 1, 1, 3};
+  o.network = layers::NetworkOptions{test::mode_backend(), 1, 1, 3};
   o.sgd = SgdOptions{0.9f, 1e-4f, false};
   o.schedule.base = 0.05f;
   return o;
@@ -70,6 +71,7 @@ class MpiEquivalence : public ::testing::TestWithParam<Case> {};
 
 TEST_P(MpiEquivalence, EqualsTheOneProcessEmulation) {
   const Case& c = GetParam();
+  BATON_SKIP_UNLESS_AVAILABLE(test::mode_backend());
   const int ranks = c.parallel.stages * c.parallel.replicas;
   if (ranks != world_size()) GTEST_SKIP() << c.name << " needs " << ranks << " ranks";
   layers::ModelSpec model = layers::build_model(c.model, c.input, 10);

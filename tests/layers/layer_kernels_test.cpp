@@ -1,12 +1,13 @@
-// Every oneDNN CPU layer against the reference layer of the same spec: forward, backward_data
-// and backward_weights (accumulated twice) on the same random data, with inputs handed over
-// plain and in a blocked layout, and with two slots in flight to check saved state per slot.
+// Every layer of every available backend (oneDNN on CPU; cuDNN/cuBLAS where a GPU is present)
+// against the reference layer of the same spec: forward, backward_data and backward_weights
+// (accumulated twice) on the same random data, two slots in flight; oneDNN also given nChw16c.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 
 #include "layers/cpu/dnnl_common.hpp"
 #include "layers/layer.hpp"
+#include "tests/support/backends.hpp"
 #include "tests/support/compare.hpp"
 
 namespace baton::layers {
@@ -21,11 +22,18 @@ struct Case {
   std::string name;
   LayerSpec spec;
   std::vector<Dims> inputs;
-  int given_block = 1;     // the layout inputs arrive in: 1 plain, 16 nChw16c
+  int given_block = 1;     // the layout inputs arrive in: 1 plain, 16 nChw16c (oneDNN only)
   double tolerance = 1e-5;
+  Backend backend = Backend::cpu;
 };
 
-std::string print_case(const ::testing::TestParamInfo<Case>& info) { return info.param.name; }
+// cuDNN's algorithms (Winograd, FFT) round differently from a direct loop: 10x oneDNN's tolerance,
+// TF32 off (BATON_CUDA_TF32 unset).
+constexpr double kCudaToleranceFactor = 10;
+
+std::string print_case(const ::testing::TestParamInfo<Case>& info) {
+  return std::string(backend_name(info.param.backend)) + "_" + info.param.name;
+}
 
 // One layer of one backend with its own parameters, state and tensors for two slots.
 struct Harness {
@@ -91,13 +99,14 @@ struct Harness {
   std::vector<int32_t> labels_[2];
 };
 
-class CpuLayer : public ::testing::TestWithParam<Case> {};
+class LayerKernels : public ::testing::TestWithParam<Case> {};
 
-TEST_P(CpuLayer, MatchesReferenceInEveryPass) {
+TEST_P(LayerKernels, MatchReferenceInEveryPass) {
   const Case& c = GetParam();
-  Harness cpu(c, Backend::cpu), ref(c, Backend::reference);
-  std::printf("%s: cpu reads %s, writes %s\n", c.name.c_str(), cpu.io_.inputs[0].layout_name().c_str(),
-              cpu.io_.output.layout_name().c_str());
+  BATON_SKIP_UNLESS_AVAILABLE(c.backend);
+  Harness kernels(c, c.backend), ref(c, Backend::reference);
+  std::printf("%s: %s reads %s, writes %s\n", c.name.c_str(), backend_name(c.backend),
+              kernels.io_.inputs[0].layout_name().c_str(), kernels.io_.output.layout_name().c_str());
   const Dims out = infer_output_dims(c.spec, c.inputs);
   const int64_t classes = out.size() == 1 ? c.inputs[0][1] : 1;
   std::vector<std::vector<float>> x[2];
@@ -109,24 +118,24 @@ TEST_P(CpuLayer, MatchesReferenceInEveryPass) {
   }
   // Two slots in flight: slot 1's forward must not disturb what slot 0's backward reads.
   for (int slot = 0; slot < 2; ++slot) {
-    EXPECT_TRUE(close("forward slot " + std::to_string(slot), cpu.forward(slot, x[slot], labels[slot]),
+    EXPECT_TRUE(close("forward slot " + std::to_string(slot), kernels.forward(slot, x[slot], labels[slot]),
                       ref.forward(slot, x[slot], labels[slot]), c.tolerance));
   }
   std::vector<float> dy = random_values(element_count(out), 555, 1.0f);
   for (int slot : {0, 1}) {
-    auto cpu_dx = cpu.backward(slot, dy), ref_dx = ref.backward(slot, dy);
-    for (size_t k = 0; k < cpu_dx.size(); ++k)
-      EXPECT_TRUE(close("backward_data slot " + std::to_string(slot) + " input " + std::to_string(k), cpu_dx[k],
+    auto got_dx = kernels.backward(slot, dy), ref_dx = ref.backward(slot, dy);
+    for (size_t k = 0; k < got_dx.size(); ++k)
+      EXPECT_TRUE(close("backward_data slot " + std::to_string(slot) + " input " + std::to_string(k), got_dx[k],
                         ref_dx[k], c.tolerance));
   }
-  if (!cpu.grads_.empty()) {
-    EXPECT_TRUE(close("backward_weights (accumulated 4x)", cpu.grads_, ref.grads_, c.tolerance));
+  if (!kernels.grads_.empty()) {
+    EXPECT_TRUE(close("backward_weights (accumulated 4x)", kernels.grads_, ref.grads_, c.tolerance));
   }
-  if (!cpu.state_.empty()) {
-    EXPECT_TRUE(close("running statistics", cpu.state_, ref.state_, c.tolerance));
+  if (!kernels.state_.empty()) {
+    EXPECT_TRUE(close("running statistics", kernels.state_, ref.state_, c.tolerance));
   }
-  if (!cpu.state_.empty()) {
-    EXPECT_TRUE(close("eval forward", cpu.forward(0, x[0], labels[0], Phase::eval),
+  if (!kernels.state_.empty()) {
+    EXPECT_TRUE(close("eval forward", kernels.forward(0, x[0], labels[0], Phase::eval),
                       ref.forward(0, x[0], labels[0], Phase::eval), c.tolerance));
   }
 }
@@ -162,20 +171,24 @@ std::vector<Case> cases() {
       {"lrn", LrnSpec{}, {image}},
       {"softmax_xent", SoftmaxCrossEntropySpec{}, {{8, 10}}},
   };
-  std::vector<Case> with_blocked;
+  std::vector<Case> per_backend;
   for (const Case& c : all) {
-    with_blocked.push_back(c);
+    per_backend.push_back(c);
     if (c.inputs[0].size() == 4 && c.inputs[0][1] % 16 == 0) {
       Case blocked = c;
       blocked.name += "_given_nChw16c";
       blocked.given_block = 16;
-      with_blocked.push_back(blocked);
+      per_backend.push_back(blocked);
     }
+    Case on_gpu = c;
+    on_gpu.backend = Backend::cuda;
+    on_gpu.tolerance *= kCudaToleranceFactor;
+    per_backend.push_back(on_gpu);
   }
-  return with_blocked;
+  return per_backend;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllKinds, CpuLayer, ::testing::ValuesIn(cases()), print_case);
+INSTANTIATE_TEST_SUITE_P(AllKinds, LayerKernels, ::testing::ValuesIn(cases()), print_case);
 
 }  // namespace
 }  // namespace baton::layers
