@@ -162,6 +162,9 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("partition-by", po::value(&p.partition_by)->default_value(p.partition_by),
        "balance stages by flops (reproducible), by time (each layer measured here; ranks agree on the mean), or by "
        "a cost file from baton profile (its times plus what each stage sends and receives)")
+      ("stage-backends", po::value(&p.stage_backends),
+       "one backend per stage, e.g. cuda,cpu: a pipeline of GPU and CPU stages (tensors cross as plain NCHW); "
+       "default: --backend for every stage")
       ("hybrid-switch-epoch", po::value(&p.hybrid_switch_epoch),
        "hybrid: the first epoch (1-based) trained without pipelining; default: half of the epochs + 1")
       ("hybrid-plateau", po::value(&p.hybrid_plateau)->default_value(p.hybrid_plateau),

@@ -23,6 +23,7 @@ struct ParallelConfig {
   bool split_backward = false;           // LayerPipe: input gradient sent before the weight gradient
   std::string partition;                 // where stages 2..K begin; empty: balanced by --partition-by
   std::string partition_by = "flops";    // flops, time (each layer measured here), or a cost file (baton profile)
+  std::string stage_backends;            // one backend per stage, e.g. "cuda,cpu"; empty: --backend for all
   bool emulate = false;
   int64_t hybrid_switch_epoch = -1;      // hybrid: first gpipe epoch; -1: half of the epochs
   double hybrid_plateau = 0;             // hybrid: > 0 switches after the training loss falls by less than this

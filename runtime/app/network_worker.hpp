@@ -72,6 +72,7 @@ struct StageStaleness {
 
 struct WorkerOptions {
   layers::NetworkOptions network;       // batch = microbatch size; slots = the most any program uses
+  std::vector<layers::Backend> stage_backends;  // per stage, in place of network.backend (--stage-backends)
   std::vector<layers::NodeRange> parts;  // gradient buckets of the stage, in order
   int stage = 0;
   int replica = 0, replicas = 1;

@@ -98,6 +98,7 @@ WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelCo
   WorkerOptions options = common;
   options.network.batch = plan.microbatch;
   options.network.slots = plan.slots[size_t(stage)];
+  if (!common.stage_backends.empty()) options.network.backend = common.stage_backends.at(size_t(stage));
   options.parts = plan.parts[size_t(stage)];
   options.stage = stage;
   options.replica = replica_of(rank, parallel.stages);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <iomanip>
 #include <optional>
+#include <sstream>
 
 #include "layers/network.hpp"
 #include "layers/partition.hpp"
@@ -94,12 +95,30 @@ std::string with_unit(double value, const std::string& unit) {
 
 }  // namespace
 
+namespace {
+layers::Backend backend_named(const std::string& name) {
+  for (layers::Backend b : {layers::Backend::cpu, layers::Backend::cuda, layers::Backend::reference})
+    if (name == layers::backend_name(b)) return b;
+  BATON_FAIL("unknown backend '" << name << "'; choose cpu, cuda or reference");
+}
+}  // namespace
+
 layers::Backend parse_backend(const std::string& name, int device) {
-  if (name == "cpu") return layers::Backend::cpu;
-  if (name == "reference") return layers::Backend::reference;
-  BATON_CHECK(name == "cuda", "unknown backend '" << name << "'; choose cpu, cuda or reference");
-  device::use_device(device >= 0 ? device : device::default_device(cuda_devices().count));
-  return layers::Backend::cuda;
+  const layers::Backend backend = backend_named(name);
+  if (backend == layers::Backend::cuda)
+    device::use_device(device >= 0 ? device : device::default_device(cuda_devices().count));
+  return backend;
+}
+
+std::vector<layers::Backend> parse_stage_backends(const std::string& list, int stages) {
+  std::vector<layers::Backend> backends;
+  if (list.empty()) return backends;
+  std::stringstream names(list);
+  for (std::string name; std::getline(names, name, ',');) backends.push_back(backend_named(name));
+  BATON_CHECK(int(backends.size()) == stages, "--stage-backends names " << backends.size() << " backend(s) for "
+                                                                        << stages << " stage(s); give one per stage, "
+                                                                        << "e.g. --stage-backends cuda,cpu");
+  return backends;
 }
 
 // --max-memory in bytes: the GiB given, or 90 % of what this machine (or job) may use, shared by
@@ -332,6 +351,7 @@ class Training {
                                    (one_process_ && p_.stages > 1 ? 2 : 1)),
         pipelines_(p_, c.epochs) {
     common_.network = network_;
+    common_.stage_backends = parse_stage_backends(p_.stage_backends, p_.stages);
     common_.sgd = SgdOptions{c.momentum, c.weight_decay, c.nesterov};
     common_.schedule = schedule_for(c, steps_);
     run_ = start_run(model_, plan_, p_, common_, &source_, topology_);
@@ -657,6 +677,7 @@ nlohmann::json run_bench(const BenchConfig& c) {
   RepeatedSource source(synthetic_batch(entry, c.batch_size, c.seed, limit));
   WorkerOptions common;
   common.network = network;
+  common.stage_backends = parse_stage_backends(p.stage_backends, p.stages);
   common.sgd = SgdOptions{0.9f, 5e-4f, false};
   common.schedule.base = 1e-3f;
   nlohmann::json result{{"model", c.model}, {"batch_size", c.batch_size}, {"threads", omp_get_max_threads()},

@@ -38,6 +38,9 @@ void print_model_zoo(std::ostream& out);
 // default), the threads kernels will use, and --max-memory in bytes (0 GiB: 90 % of this
 // machine's or job's memory, shared by the MPI ranks on it).
 layers::Backend parse_backend(const std::string& name, int device);
+// --stage-backends: one backend per stage (empty for an empty list). A GPU stage computes on the
+// device of the launcher's local rank, chosen when its network is built.
+std::vector<layers::Backend> parse_stage_backends(const std::string& list, int stages);
 void set_threads(int threads);
 int omp_threads();
 int world_size();  // processes in MPI_COMM_WORLD

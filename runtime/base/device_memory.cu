@@ -22,8 +22,8 @@ Current& current() {
 
 void choose(int index) {
   const CudaDevices devices = cuda_devices();
-  BATON_CHECK(devices.count > 0, "--backend cuda needs a CUDA device, but " << devices.summary
-                                                                            << "; use --backend cpu on this machine");
+  BATON_CHECK(devices.count > 0, "the cuda backend needs a CUDA device, but "
+                                     << devices.summary << "; use --backend cpu (and cpu in --stage-backends) here");
   BATON_CHECK(index >= 0 && index < devices.count, "CUDA device " << index << " does not exist: this machine has "
                                                                   << devices.count << " (" << devices.summary
                                                                   << "); pass --device 0 to " << devices.count - 1);

@@ -42,10 +42,13 @@ struct Outcome {
   double loss = 0;             // summed over the epoch
 };
 
-Outcome run_mode(const ModelSpec& model, ParallelConfig p, FixedSource& data) {
+Outcome run_mode(const ModelSpec& model, ParallelConfig p, FixedSource& data,
+                 std::vector<layers::Backend> stage_backends = {}) {
   p.dc_lambda = kDcLambda;
   RunPlan plan = plan_run(model, p, kBatch, 1, layers::node_costs(model));
-  LocalRun run(model, plan, p, worker_options(), &data);
+  WorkerOptions options = worker_options();
+  options.stage_backends = std::move(stage_backends);
+  LocalRun run(model, plan, p, options, &data);
   Outcome out;
   out.loss = run.train_segment(Segment{1, 1, 0, kSteps, 0}, nullptr).totals.loss;
   for (int s = 0; s < p.stages; ++s) {
@@ -369,6 +372,27 @@ TEST_F(Emulation, SplitBackwardIsTheUnsplitScheduleBitwise) {
     Outcome split = run_mode(lenet_, mode(4, 2, microbatches, pipeline, "sync", true), data_);
     EXPECT_EQ(split.weights, unsplit.weights) << pipeline;
     EXPECT_EQ(split.loss, unsplit.loss) << pipeline;
+  }
+}
+
+// --stage-backends: each stage on its own kernels, tensors crossing as plain NCHW, trains like one
+// backend within round-off. Without a GPU the reference kernels stand in for the other backend.
+TEST_F(Emulation, MixedBackendPipelineTrainsLikeOneBackend) {
+  using layers::Backend;
+  const Backend other = test::unavailable(Backend::cuda).empty() && test::mode_backend() != Backend::cuda
+                            ? Backend::cuda
+                            : Backend::reference;
+  const Backend mine = test::mode_backend();
+  const ParallelConfig p = mode(2, 1, 2, "gpipe");
+  const Outcome one = run_mode(lenet_, p, data_);
+  for (const std::vector<Backend>& mix : {std::vector<Backend>{other, mine}, std::vector<Backend>{mine, other}}) {
+    SCOPED_TRACE(std::string(layers::backend_name(mix[0])) + "," + layers::backend_name(mix[1]));
+    const Outcome mixed = run_mode(lenet_, p, data_, mix);
+    const test::DiffStats diff = test::compare("weights, mixed against one backend", mixed.weights, one.weights);
+    EXPECT_TRUE(diff.same_size);
+    EXPECT_GT(diff.max_abs, 0.0) << "the second backend's stage did not run on its own kernels";
+    EXPECT_LE(diff.max_abs, 1e-4 * diff.scale);
+    EXPECT_NEAR(mixed.loss, one.loss, 1e-5 * std::abs(one.loss));
   }
 }
 
