@@ -203,12 +203,14 @@ def param_count(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def time_training(name, batch_size, iterations, warmup):
-    """Median wall time (ms) of full SGD training steps on one random batch, and the parameter count."""
+def time_training(name, batch_size, iterations, warmup, device="cpu"):
+    """Median wall time (ms) of full SGD training steps on one random batch, and the parameter count.
+    On a GPU each step ends with torch.cuda.synchronize(), so it is timed whole."""
     model, input_shape, classes = build(name)
-    model.train()
-    images = torch.randn(batch_size, *input_shape)
-    labels = torch.randint(0, classes, (batch_size,))
+    model.to(device).train()
+    images = torch.randn(batch_size, *input_shape, device=device)
+    labels = torch.randint(0, classes, (batch_size,), device=device)
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
     step_ms = []
@@ -217,6 +219,7 @@ def time_training(name, batch_size, iterations, warmup):
         optimizer.zero_grad()
         loss_fn(model(images), labels).backward()
         optimizer.step()
+        synchronize()
         if i >= warmup:
             step_ms.append(1e3 * (time.perf_counter() - start))
     return sorted(step_ms)[len(step_ms) // 2], param_count(model)  # upper median, as baton bench
@@ -231,6 +234,9 @@ def parse_args():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--flops-per-image", type=float, default=None,
                         help="training FLOPs per image (from baton) to report GFLOP/s; else gflops is null")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="where to train: cuda is eager PyTorch on the GPU with cuDNN, TF32 off unless --tf32")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 tensor cores in convolutions and matmuls")
     parser.add_argument("--params-only", action="store_true",
                         help="print {model: parameter count} for every zoo model and exit")
     args = parser.parse_args()
@@ -246,11 +252,18 @@ def main():
         print(json.dumps({name: param_count(build(name)[0]) for name in ZOO}))
         return
     torch.set_num_threads(args.threads)
-    median_ms, params = time_training(args.model, args.batch_size, args.iterations, args.warmup)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("pytorch_models.py: --device cuda, but PyTorch sees no GPU")
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.benchmark = True
+    median_ms, params = time_training(args.model, args.batch_size, args.iterations, args.warmup, args.device)
     gflops = None
     if args.flops_per_image is not None:
         gflops = args.flops_per_image * args.batch_size / (median_ms / 1e3) / 1e9
     print(json.dumps({"model": args.model, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+                      "device": args.device, "tf32": args.tf32, "torch": torch.__version__,
                       "median_step_ms": median_ms, "images_per_sec": args.batch_size / (median_ms / 1e3),
                       "gflops": gflops, "params": params}))
 

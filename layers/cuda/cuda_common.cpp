@@ -65,6 +65,11 @@ const float* DeviceParams::get(const ParamsView& view) {
   return copy_.data();
 }
 
+const float* DeviceParams::last() const {
+  BATON_CHECK(!copy_.empty(), "a CUDA layer's parameters were asked for before any forward uploaded them");
+  return copy_.data();
+}
+
 float* HostGradients::scratch() {
   if (scratch_.empty()) scratch_ = device_tensor(count_);
   return scratch_.data();

@@ -68,6 +68,9 @@ class DeviceParams {
  public:
   explicit DeviceParams(int64_t count) : count_(count) {}
   const float* get(const ParamsView& view);
+  // The version last uploaded (for passes whose result does not depend on it, such as batch
+  // norm's parameter gradients, which cuDNN computes in the call that needs the scale).
+  const float* last() const;
 
  private:
   int64_t count_;

@@ -366,7 +366,8 @@ class BatchNormLayer final : public CudaLayer {
     if (unused_dx_.empty()) unused_dx_ = device_tensor(in_count());
     BATON_CHECK_CUDNN(cudnnBatchNormalizationBackward(
         cudnn(), CUDNN_BATCHNORM_SPATIAL, &kOne, &kZero, &kOne, &kZero, x_->get(), input(args, 0), x_->get(),
-        grad_output(args), x_->get(), dx, stats_->get(), params_->get(args.params), slot.param_grads.data(),
+        grad_output(args), x_->get(), dx, stats_->get(), args.params.data ? params_->get(args.params) : params_->last(),
+        slot.param_grads.data(),
         slot.param_grads.data() + channels(), norm_.epsilon, slot.saved.data(), slot.saved.data() + channels()));
   }
 
