@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "baton/config.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/run.hpp"
 
@@ -23,16 +24,20 @@ void expect_one_line_error(const test::RunResult& r, const std::string& expected
 
 bool has_gpu() { return test::unavailable(layers::Backend::cuda).empty(); }
 
+// What a GPU request says on a machine without one (or from a build without CUDA).
+const char* kNoGpu = BATON_WITH_CUDA ? "the cuda backend needs a CUDA device, but "
+                                     : "this baton was built without CUDA (BATON_WITH_CUDA=OFF)";
+
 TEST(CudaCli, BackendCudaTrainsOrSaysWhyNot) {
   test::RunResult r = test::run_baton("train --backend cuda" + kTiny, 300);
-  if (!has_gpu()) return expect_one_line_error(r, "the cuda backend needs a CUDA device, but ");
+  if (!has_gpu()) return expect_one_line_error(r, kNoGpu);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("epoch 1/1"), std::string::npos) << r.out;
 }
 
 TEST(CudaCli, MixedPipelineTrainsOrSaysWhyNot) {
   test::RunResult r = test::run_baton("train --stage-backends cuda,cpu" + kTwoStages + kTiny, 300);
-  if (!has_gpu()) return expect_one_line_error(r, "the cuda backend needs a CUDA device, but ");
+  if (!has_gpu()) return expect_one_line_error(r, kNoGpu);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("epoch 1/1"), std::string::npos) << r.out;
 }
