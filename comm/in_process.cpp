@@ -2,6 +2,7 @@
 #include "comm/in_process.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include "runtime/base/error.hpp"
 
@@ -46,12 +47,18 @@ class InProcessAverager final : public schedulers::Averager {
   InProcessAverager(InProcessHub& hub, int rank)
       : hub_(hub), stage_(rank % hub.stages_), replica_(rank / hub.stages_) {}
 
-  void start(int64_t update, int part, std::span<const float> gradient) override {
+  void start(int64_t update, int part, std::span<float> gradient) override {
     contribute({false, stage_, update, part}, gradient);
+    summed_into_[{update, part}] = gradient;
   }
 
-  bool try_finish(int64_t update, int part, std::span<float> average) override {
-    return finish({false, stage_, update, part}, average, [&](InProcessHub::Room& room) { return mean(room); });
+  bool try_finish(int64_t update, int part) override {
+    auto target = summed_into_.find({update, part});
+    BATON_CHECK(target != summed_into_.end(), "no average of update " << update << ", bucket " << part << " was started");
+    if (!finish({false, stage_, update, part}, target->second, [&](InProcessHub::Room& room) { return sum(room); }))
+      return false;
+    summed_into_.erase(target);
+    return true;
   }
 
   std::pair<size_t, size_t> shard(size_t size) const override {
@@ -89,14 +96,12 @@ class InProcessAverager final : public schedulers::Averager {
     ++room.started;
   }
 
-  // The sum over replicas in replica order, divided by their number: what every replica sees.
-  std::vector<float> mean(const InProcessHub::Room& room) const {
-    std::vector<float> sum = room.contributions[0];
+  // The sum over replicas in replica order: what every replica sees.
+  std::vector<float> sum(const InProcessHub::Room& room) const {
+    std::vector<float> total = room.contributions[0];
     for (int r = 1; r < hub_.replicas_; ++r)
-      std::transform(sum.begin(), sum.end(), room.contributions[r].begin(), sum.begin(), std::plus<float>());
-    const float replicas = float(hub_.replicas_);
-    for (float& value : sum) value /= replicas;
-    return sum;
+      std::transform(total.begin(), total.end(), room.contributions[r].begin(), total.begin(), std::plus<float>());
+    return total;
   }
 
   template <class Combine>
@@ -114,6 +119,7 @@ class InProcessAverager final : public schedulers::Averager {
 
   InProcessHub& hub_;
   int stage_, replica_;
+  std::map<std::pair<int64_t, int>, std::span<float>> summed_into_;  // the buffer each started sum goes to
 };
 
 InProcessHub::InProcessHub(int stages, int replicas, bool sharded)

@@ -1,5 +1,6 @@
-// Implementation of MpiAverager. The average is the sum divided by the replica count, as the
-// in-process twin computes it; with two replicas the sums agree bit for bit (a + b = b + a).
+// Implementation of MpiAverager: sums in place in the worker's gradient buffer (the worker divides
+// by the replica count as it reads them, as with the in-process twin); with two replicas the sums
+// agree bit for bit (a + b = b + a).
 #include "comm/mpi_averager.hpp"
 
 #include <algorithm>
@@ -23,33 +24,32 @@ std::vector<float> MpiAverager::reused_buffer(int part, size_t size) {
   return buffer;
 }
 
-void MpiAverager::start(int64_t update, int part, std::span<const float> gradient) {
+void MpiAverager::start(int64_t update, int part, std::span<float> gradient) {
   InFlight flight;
+  flight.gradient = gradient;
   if (sharded_) {
     auto [begin, end] = shard(gradient.size());
-    flight.sum = reused_buffer(part, end - begin + gradient.size());  // [shard | a copy of the whole gradient]
-    std::copy(gradient.begin(), gradient.end(), flight.sum.begin() + long(end - begin));
-    flight.handle = engine_.reduce_scatter_sum(flight.sum.data() + (end - begin), flight.sum.data(),
+    flight.shard_sum = reused_buffer(part, end - begin);
+    flight.handle = engine_.reduce_scatter_sum(gradient.data(), flight.shard_sum.data(),
                                                block_counts(gradient.size(), topology_.replicas()),
                                                topology_.stage_comm());
   } else {
-    flight.sum = reused_buffer(part, gradient.size());
-    std::copy(gradient.begin(), gradient.end(), flight.sum.begin());
-    flight.handle = engine_.allreduce_sum(flight.sum.data(), int(flight.sum.size()), topology_.stage_comm());
+    flight.handle = engine_.allreduce_sum(gradient.data(), int(gradient.size()), topology_.stage_comm());
   }
   auto [it, fresh] = averages_.emplace(std::make_pair(update, part), std::move(flight));
   BATON_CHECK(fresh, "the average of update " << update << ", bucket " << part << " was started twice");
 }
 
-bool MpiAverager::try_finish(int64_t update, int part, std::span<float> average) {
+bool MpiAverager::try_finish(int64_t update, int part) {
   auto it = averages_.find({update, part});
   BATON_CHECK(it != averages_.end(), "no average of update " << update << ", bucket " << part << " was started");
   if (!engine_.done(it->second.handle)) return false;
-  auto [begin, end] = shard(average.size());
-  const float replicas = float(topology_.replicas());
-  std::transform(it->second.sum.begin(), it->second.sum.begin() + long(end - begin), average.begin() + long(begin),
-                 [replicas](float sum) { return sum / replicas; });
-  spare_buffers_[part] = std::move(it->second.sum);
+  if (sharded_) {
+    InFlight& flight = it->second;
+    std::copy(flight.shard_sum.begin(), flight.shard_sum.end(),
+              flight.gradient.begin() + long(shard(flight.gradient.size()).first));
+    spare_buffers_[part] = std::move(flight.shard_sum);
+  }
   averages_.erase(it);
   return true;
 }

@@ -17,8 +17,8 @@ class MpiAverager final : public schedulers::Averager {
  public:
   MpiAverager(Engine& engine, const Topology& topology, bool sharded);
 
-  void start(int64_t update, int part, std::span<const float> gradient) override;
-  bool try_finish(int64_t update, int part, std::span<float> average) override;
+  void start(int64_t update, int part, std::span<float> gradient) override;
+  bool try_finish(int64_t update, int part) override;
   std::pair<size_t, size_t> shard(size_t size) const override;
   void start_gather(int64_t update, int part, std::span<const float> weights) override;
   bool try_finish_gather(int64_t update, int part, std::span<float> weights) override;
@@ -26,7 +26,8 @@ class MpiAverager final : public schedulers::Averager {
  private:
   struct InFlight {
     Engine::Handle handle;
-    std::vector<float> sum;  // the whole bucket, or this replica's shard of it
+    std::span<float> gradient;  // summed in place, or (sharded) its shard receives shard_sum
+    std::vector<float> shard_sum;
   };
   std::vector<float> reused_buffer(int part, size_t size);
   Engine& engine_;
@@ -34,7 +35,7 @@ class MpiAverager final : public schedulers::Averager {
   bool sharded_;
   std::map<std::pair<int64_t, int>, InFlight> averages_;
   std::map<std::pair<int64_t, int>, Engine::Handle> gathers_;
-  std::map<int, std::vector<float>> spare_buffers_;  // each bucket's last sum, so no step faults in fresh pages
+  std::map<int, std::vector<float>> spare_buffers_;  // sharded: each bucket's last shard buffer, reused
 };
 
 }  // namespace baton::comm

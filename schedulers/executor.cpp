@@ -87,12 +87,11 @@ bool Executor::execute(const Instruction& instruction) {
             return true;
           },
           [&](const StartAverage& i) {
-            averager_.start(i.update, i.part, worker_.gradient(i.part));
-            worker_.clear_gradient(i.part);
+            averager_.start(i.update, i.part, worker_.hand_over_gradient(i.part));
             return true;
           },
           [&](const WaitAverage& i) {
-            if (!averager_.try_finish(i.update, i.part, worker_.averaged_gradient(i.part))) return false;
+            if (!averager_.try_finish(i.update, i.part)) return false;
             averaged_.emplace_back(i.update, i.part);
             return true;
           },

@@ -31,12 +31,14 @@ class StageWorker {
   // Tensors crossing to the neighbour: activations leaving / entering, gradients entering / leaving.
   virtual std::vector<std::span<const float>> outgoing(Direction direction, int slot) = 0;
   virtual std::vector<std::span<float>> incoming(Direction direction, int slot) = 0;
-  virtual std::span<float> gradient(int part) = 0;           // accumulated over the update's microbatches
-  virtual void clear_gradient(int part) = 0;                  // after its averaging started with a copy
-  virtual std::span<float> averaged_gradient(int part) = 0;  // where averages over replicas land
+  // The part's gradient, accumulated over the update's microbatches, handed to the averager, which
+  // sums it over the replicas in place: the worker accumulates the next update's gradient in
+  // another buffer meanwhile (no copy), and reads the sum when it applies that update.
+  virtual std::span<float> hand_over_gradient(int part) = 0;
   virtual std::span<float> weights(int part) = 0;
   // Applies update `update` to elements [begin, end) of the part (all of it unless sharded), from
-  // the averaged gradient or else the local one, which it then zeroes.
+  // the sum handed over (divided by the replicas as it is read) or else the local gradient; the
+  // buffer read is zeroed, ready for a later update.
   virtual void optimizer_step(int64_t update, int part, bool averaged, size_t begin, size_t end) = 0;
   virtual void weights_changed(int part) = 0;  // gathered weights arrived
 };
@@ -54,10 +56,11 @@ class Link {
 class Averager {
  public:
   virtual ~Averager() = default;
-  // Takes a copy of the gradient: the caller accumulates the next update's into it at once.
-  virtual void start(int64_t update, int part, std::span<const float> gradient) = 0;
-  // True once the average is in `average` (sharded: only this replica's shard of it).
-  virtual bool try_finish(int64_t update, int part, std::span<float> average) = 0;
+  // Sums `gradient` over the stage's replicas into itself (sharded: only this replica's shard of
+  // it); the caller leaves the buffer alone until try_finish returns true.
+  virtual void start(int64_t update, int part, std::span<float> gradient) = 0;
+  // True once the sum is in the buffer given to start.
+  virtual bool try_finish(int64_t update, int part) = 0;
   // The elements of a part of `size` this replica updates: all of them unless sharded.
   virtual std::pair<size_t, size_t> shard(size_t size) const = 0;
   virtual void start_gather(int64_t update, int part, std::span<const float> weights) = 0;

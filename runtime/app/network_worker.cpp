@@ -40,7 +40,8 @@ void LoaderSource::done_with(int64_t update) {
 NetworkWorker::NetworkWorker(const layers::ModelSpec& model, int first, int last, const WorkerOptions& options,
                              MinibatchSource* data)
     : net_(model, first, last, options.network), options_(options), data_(data),
-      sgd_(size_t(net_.param_count()), options.sgd), averaged_(size_t(net_.param_count()), 0.0f),
+      sgd_(size_t(net_.param_count()), options.sgd), accumulating_(options.parts.size(), 0),
+      handed_over_(options.parts.size()),
       versions_(options.parts.size(), 0), prediction_of_(options.parts.size()),
       forward_predicted_(options.parts.size(), false) {
   // Each replica's gradient is the mean over its share of the minibatch; averaging over replicas
@@ -171,7 +172,7 @@ int64_t NetworkWorker::backward_data(int64_t microbatch, int slot, int part) {
 }
 
 void NetworkWorker::backward_weights(int64_t /*microbatch*/, int slot, int part) {
-  net_.backward_weights(slot, net_.grads().data(), options_.parts[size_t(part)]);
+  net_.backward_weights(slot, grad_buffer(accumulating_[size_t(part)]).data(), options_.parts[size_t(part)]);
 }
 
 // The weights the microbatch's forward used, part by part (predicted ones where it predicted).
@@ -216,21 +217,42 @@ std::span<float> NetworkWorker::part_of(std::span<float> flat, int part) {
   return flat.subspan(size_t(begin), size_t(end - begin));
 }
 
-std::span<float> NetworkWorker::gradient(int part) { return part_of(net_.grads(), part); }
-
-void NetworkWorker::clear_gradient(int part) {
-  std::span<float> local = gradient(part);
-  std::fill(local.begin(), local.end(), 0.0f);
+// A buffer whose range of `part` is neither accumulating nor in flight: zero, because the step that
+// applied its last sum cleared it. A new one when all are busy.
+int NetworkWorker::free_grad_buffer(int part) {
+  const std::deque<int>& busy = handed_over_[size_t(part)];
+  for (int index = 0; index <= int(extra_grads_.size()); ++index)
+    if (index != accumulating_[size_t(part)] && std::find(busy.begin(), busy.end(), index) == busy.end()) return index;
+  extra_grads_.emplace_back(size_t(net_.param_count()), 0.0f);
+  return int(extra_grads_.size());
 }
-std::span<float> NetworkWorker::averaged_gradient(int part) { return part_of(averaged_, part); }
+
+std::span<float> NetworkWorker::hand_over_gradient(int part) {
+  const int handed = accumulating_[size_t(part)];
+  handed_over_[size_t(part)].push_back(handed);
+  accumulating_[size_t(part)] = free_grad_buffer(part);
+  return part_of(grad_buffer(handed), part);
+}
+
 std::span<float> NetworkWorker::weights(int part) { return part_of(net_.weights(), part); }
 
 void NetworkWorker::optimizer_step(int64_t update, int part, bool averaged, size_t begin, size_t end) {
   const size_t offset = size_t(net_.param_range(options_.parts[size_t(part)]).first);
-  std::span<float> grads = averaged ? std::span<float>(averaged_) : net_.grads();
-  if (staleness_.dc_lambda > 0) compensate_delay(update, part, grads, offset + begin, offset + end);
-  sgd_.step(net_.weights(), grads, lr_of(update), offset + begin, offset + end);
-  if (!averaged) clear_gradient(part);
+  std::deque<int>& handed = handed_over_[size_t(part)];
+  BATON_CHECK(!averaged || !handed.empty(), "update " << update << " of bucket " << part << " has no sum to apply");
+  const int index = averaged ? handed.front() : accumulating_[size_t(part)];  // the oldest sum, or the local gradient
+  if (averaged) handed.pop_front();
+  std::span<float> grads = grad_buffer(index);
+  float divisor = averaged ? float(options_.replicas) : 1.0f;
+  if (staleness_.dc_lambda > 0) {  // the correction reads the mean itself
+    for (size_t i = offset + begin; i < offset + end; ++i) grads[i] /= divisor;
+    divisor = 1.0f;
+    compensate_delay(update, part, grads, offset + begin, offset + end);
+  }
+  sgd_.step_and_clear(net_.weights(), grads, lr_of(update), offset + begin, offset + end, divisor);
+  std::span<float> whole = part_of(grads, part);  // sharded: the other replicas' shards were summed there
+  std::fill(whole.begin(), whole.begin() + long(begin), 0.0f);
+  std::fill(whole.begin() + long(end), whole.end(), 0.0f);
   ++versions_[size_t(part)];
   weights_changed(part);
 }

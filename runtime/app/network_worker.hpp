@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -115,9 +116,7 @@ class NetworkWorker final : public schedulers::StageWorker {
   void stash_weights(int64_t microbatch) override;
   std::vector<std::span<const float>> outgoing(schedulers::Direction direction, int slot) override;
   std::vector<std::span<float>> incoming(schedulers::Direction direction, int slot) override;
-  std::span<float> gradient(int part) override;
-  void clear_gradient(int part) override;
-  std::span<float> averaged_gradient(int part) override;
+  std::span<float> hand_over_gradient(int part) override;
   std::span<float> weights(int part) override;
   void optimizer_step(int64_t update, int part, bool averaged, size_t begin, size_t end) override;
   void weights_changed(int part) override;
@@ -129,6 +128,11 @@ class NetworkWorker final : public schedulers::StageWorker {
     uint64_t generation;
   };
   std::span<float> part_of(std::span<float> flat, int part);
+  // Gradient buffer 0 is the network's; the others hold sums in flight (each part uses its range).
+  std::span<float> grad_buffer(int index) {
+    return index == 0 ? net_.grads() : std::span<float>(extra_grads_[size_t(index - 1)]);
+  }
+  int free_grad_buffer(int part);
   uint64_t random_key(int64_t microbatch) const;
   float lr_of(int64_t update) const;
   // The weights a pass of `microbatch` on `part` computes with: the current ones, or with
@@ -141,7 +145,9 @@ class NetworkWorker final : public schedulers::StageWorker {
   WorkerOptions options_;
   MinibatchSource* data_;
   Sgd sgd_;
-  std::vector<float> averaged_;
+  std::vector<std::vector<float>> extra_grads_;  // allocated as hand-overs need them (delayed: 2)
+  std::vector<int> accumulating_;                // per part: the buffer its weight gradients go to
+  std::vector<std::deque<int>> handed_over_;     // per part: buffers whose sums are in flight, oldest first
   std::vector<int64_t> versions_;      // updates applied, per part
   uint64_t generation_ = 1;            // changes with every change of weights (kernel caches key on it)
   uint64_t next_generation_ = 2;

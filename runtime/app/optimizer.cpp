@@ -14,22 +14,37 @@ void Sgd::step(std::span<float> weights, std::span<const float> grads, float lr)
   step(weights, grads, lr, 0, weights.size());
 }
 
-void Sgd::step(std::span<float> weights, std::span<const float> grads, float lr, size_t begin, size_t end) {
-  BATON_CHECK(weights.size() == velocity_.size() && grads.size() == velocity_.size() && begin <= end &&
+template <class Gradient>
+void Sgd::update(std::span<float> weights, size_t grads_size, float lr, size_t begin, size_t end, Gradient gradient) {
+  BATON_CHECK(weights.size() == velocity_.size() && grads_size == velocity_.size() && begin <= end &&
                   end <= velocity_.size(),
               "optimizer set up for " << velocity_.size() << " parameters was handed " << weights.size());
   const float mu = options_.momentum, wd = options_.weight_decay;
   const bool nesterov = options_.nesterov;
   float* w = weights.data();
-  const float* g = grads.data();
   float* v = velocity_.data();
   const int64_t first = int64_t(begin), last = int64_t(end);
 #pragma omp parallel for simd
   for (int64_t i = first; i < last; ++i) {
-    const float d = g[i] + wd * w[i];
+    const float d = gradient(i) + wd * w[i];
     v[i] = mu * v[i] + d;
     w[i] -= lr * (nesterov ? d + mu * v[i] : v[i]);
   }
+}
+
+void Sgd::step(std::span<float> weights, std::span<const float> grads, float lr, size_t begin, size_t end) {
+  const float* g = grads.data();
+  update(weights, grads.size(), lr, begin, end, [g](int64_t i) { return g[i]; });
+}
+
+void Sgd::step_and_clear(std::span<float> weights, std::span<float> grads, float lr, size_t begin, size_t end,
+                         float divisor) {
+  float* g = grads.data();
+  update(weights, grads.size(), lr, begin, end, [g, divisor](int64_t i) {
+    const float mean = g[i] / divisor;
+    g[i] = 0.0f;
+    return mean;
+  });
 }
 
 LrShape parse_lr_shape(const std::string& name) {

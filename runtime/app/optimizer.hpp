@@ -22,11 +22,18 @@ class Sgd {
   void step(std::span<float> weights, std::span<const float> grads, float lr);
   // The same update on elements [begin, end) only (one gradient bucket, or a shard of it).
   void step(std::span<float> weights, std::span<const float> grads, float lr, size_t begin, size_t end);
+  // The same with g = grads / divisor (a sum over replicas read as their mean), zeroing grads[begin, end)
+  // in the same pass, so the buffer is ready to accumulate again.
+  void step_and_clear(std::span<float> weights, std::span<float> grads, float lr, size_t begin, size_t end,
+                      float divisor);
   std::span<float> velocity() { return velocity_; }  // for checkpoints and weight prediction
   const SgdOptions& options() const { return options_; }
   void set_momentum(float momentum) { options_.momentum = momentum; }
 
  private:
+  template <class Gradient>
+  void update(std::span<float> weights, size_t grads_size, float lr, size_t begin, size_t end, Gradient gradient);
+
   SgdOptions options_;
   std::vector<float> velocity_;
 };

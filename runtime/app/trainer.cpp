@@ -710,7 +710,7 @@ nlohmann::json run_bench(const BenchConfig& c) {
     BATON_CHECK(distributed != nullptr && p.replicas > 1,
                 "--measure comm times averaging over replicas; start it with mpirun and --replicas 2 or more");
     result["median_average_ms"] = 1e3 * distributed->average_seconds(int(c.iterations));
-    result["gradient_floats"] = distributed->worker().gradient(0).size();
+    result["gradient_floats"] = distributed->worker().weights(0).size();
     return root ? result : nlohmann::json();
   }
   const double median = median_step_ms(*run, c);
