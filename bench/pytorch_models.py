@@ -203,15 +203,23 @@ def param_count(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def time_training(name, batch_size, iterations, warmup, device="cpu"):
+def time_training(name, batch_size, iterations, warmup, device="cpu", channels_last=False, compiled=False):
     """Median wall time (ms) of full SGD training steps on one random batch, and the parameter count.
-    On a GPU each step ends with torch.cuda.synchronize(), so it is timed whole."""
+    On a GPU each step ends with torch.cuda.synchronize(), so it is timed whole. channels_last keeps
+    images and conv weights NHWC (PyTorch 2's fastest CPU form); compiled wraps the model in
+    torch.compile, whose compilation falls in the untimed warm-up steps."""
     model, input_shape, classes = build(name)
     model.to(device).train()
     images = torch.randn(batch_size, *input_shape, device=device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer_model = model
+    if compiled:
+        model = torch.compile(model)
     labels = torch.randint(0, classes, (batch_size,), device=device)
     synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    optimizer = torch.optim.SGD(optimizer_model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
     step_ms = []
     for i in range(warmup + iterations):
@@ -222,7 +230,7 @@ def time_training(name, batch_size, iterations, warmup, device="cpu"):
         synchronize()
         if i >= warmup:
             step_ms.append(1e3 * (time.perf_counter() - start))
-    return sorted(step_ms)[len(step_ms) // 2], param_count(model)  # upper median, as baton bench
+    return sorted(step_ms)[len(step_ms) // 2], param_count(optimizer_model)  # upper median, as baton bench
 
 
 def parse_args():
@@ -237,6 +245,8 @@ def parse_args():
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="where to train: cuda is eager PyTorch on the GPU with cuDNN, TF32 off unless --tf32")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 tensor cores in convolutions and matmuls")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC images and conv weights")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch 2)")
     parser.add_argument("--params-only", action="store_true",
                         help="print {model: parameter count} for every zoo model and exit")
     args = parser.parse_args()
@@ -258,12 +268,14 @@ def main():
         torch.backends.cudnn.allow_tf32 = args.tf32
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.backends.cudnn.benchmark = True
-    median_ms, params = time_training(args.model, args.batch_size, args.iterations, args.warmup, args.device)
+    median_ms, params = time_training(args.model, args.batch_size, args.iterations, args.warmup, args.device,
+                                      args.channels_last, args.compile)
     gflops = None
     if args.flops_per_image is not None:
         gflops = args.flops_per_image * args.batch_size / (median_ms / 1e3) / 1e9
     print(json.dumps({"model": args.model, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
                       "device": args.device, "tf32": args.tf32, "torch": torch.__version__,
+                      "channels_last": args.channels_last, "compile": args.compile,
                       "median_step_ms": median_ms, "images_per_sec": args.batch_size / (median_ms / 1e3),
                       "gflops": gflops, "params": params}))
 

@@ -31,9 +31,10 @@ struct Case {
 // TF32 off (BATON_CUDA_TF32 unset).
 constexpr double kCudaToleranceFactor = 10;
 
-std::string print_case(const ::testing::TestParamInfo<Case>& info) {
-  return std::string(backend_name(info.param.backend)) + "_" + info.param.name;
-}
+std::string case_name(const Case& c) { return std::string(backend_name(c.backend)) + "_" + c.name; }
+std::string print_case(const ::testing::TestParamInfo<Case>& info) { return case_name(info.param); }
+// How GoogleTest (and so ctest's test list) shows a case.
+void PrintTo(const Case& c, std::ostream* out) { *out << case_name(c); }
 
 // One layer of one backend with its own parameters, state and tensors for two slots.
 struct Harness {

@@ -52,6 +52,9 @@ struct ZooCase {
   Backend backend = Backend::cpu;
 };
 
+std::string zoo_case_name(const ZooCase& c) { return std::string(backend_name(c.backend)) + "_" + c.model; }
+void PrintTo(const ZooCase& c, std::ostream* out) { *out << zoo_case_name(c); }
+
 class ZooNetwork : public ::testing::TestWithParam<ZooCase> {};
 
 // Whole networks agree less tightly than single layers: round-off moves a ReLU input that lies
@@ -97,9 +100,8 @@ std::vector<ZooCase> zoo_cases() {
   return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(Zoo, ZooNetwork, ::testing::ValuesIn(zoo_cases()), [](const auto& info) {
-  return std::string(backend_name(info.param.backend)) + "_" + info.param.model;
-});
+INSTANTIATE_TEST_SUITE_P(Zoo, ZooNetwork, ::testing::ValuesIn(zoo_cases()),
+                         [](const auto& info) { return zoo_case_name(info.param); });
 
 // A small residual model with forks, an option-A shortcut and a projection. It has no ReLU or max
 // pooling, so the loss is smooth and central differences are accurate.
