@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "layers/checked_layer.hpp"
 #include "layers/cuda/cuda_common.hpp"
 #include "layers/cuda/cuda_kernels.hpp"
 #include "runtime/base/device_memory.hpp"
@@ -17,78 +18,16 @@ using namespace cuda;
 
 constexpr float kOne = 1.0f, kZero = 0.0f;
 
-// What every CUDA layer shares: device layouts in and out, output dims by shape inference,
-// checked slots and checked tensor arguments.
-class CudaLayer : public Layer {
+// The CUDA family: plain NCHW tensors in device memory (given ones of any layout are converted by
+// the network).
+class CudaLayer : public CheckedLayer {
  public:
-  explicit CudaLayer(LayerSpec spec) : spec_(std::move(spec)) {}
-
-  LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) final {
-    BATON_CHECK(slots >= 1, "a layer needs at least one slot but got " << slots);
-    input_dims_.clear();
-    for (const TensorSpec& input : inputs) input_dims_.push_back(input.dims);
-    output_dims_ = infer_output_dims(spec_, input_dims_);
-    slots_ = slots;
-    prepare();
-    LayerIO io;
-    for (const Dims& dims : input_dims_) io.inputs.push_back(device_spec(dims));
-    io.output = device_spec(output_dims_);
-    if (std::holds_alternative<AddSpec>(spec_)) io.input_grads = InputGrads::output_grad;
-    return io;
-  }
+  using CheckedLayer::CheckedLayer;
 
  protected:
-  // Descriptors, algorithms and per-slot buffers, once the dims are known.
-  virtual void prepare() {}
-
-  int checked_slot(int slot) const {
-    BATON_CHECK(slot >= 0 && slot < slots_,
-                kind_name(spec_) << " was set up for " << slots_ << " slot(s) but was asked for slot " << slot);
-    return slot;
-  }
-  template <class Args>
-  const float* input(const Args& args, size_t index) const {
-    BATON_CHECK(index < args.inputs.size() && args.inputs[index] != nullptr, kind_name(spec_) << " is missing input " << index);
-    return checked(*args.inputs[index], input_dims_[index], "input");
-  }
-  float* output(const ForwardArgs& args) const {
-    BATON_CHECK(args.output != nullptr, kind_name(spec_) << " was given no output tensor");
-    return const_cast<float*>(checked(*args.output, output_dims_, "output"));
-  }
-  const float* output(const BackwardArgs& args) const {
-    BATON_CHECK(args.output != nullptr, kind_name(spec_) << " backward was given no forward output");
-    return checked(*args.output, output_dims_, "output");
-  }
-  const float* grad_output(const BackwardArgs& args) const {
-    BATON_CHECK(args.grad_output != nullptr, kind_name(spec_) << " backward was given no output gradient");
-    return checked(*args.grad_output, output_dims_, "output gradient");
-  }
-  // Null where the caller does not need this input's gradient.
-  float* grad_input(const BackwardArgs& args, size_t index) const {
-    if (index >= args.grad_inputs.size() || args.grad_inputs[index] == nullptr) return nullptr;
-    return const_cast<float*>(checked(*args.grad_inputs[index], input_dims_[index], "input gradient"));
-  }
-
-  const Dims& in_dims() const { return input_dims_.at(0); }
-  const Dims& out_dims() const { return output_dims_; }
-  int64_t in_count() const { return element_count(in_dims()); }
-  int64_t out_count() const { return element_count(output_dims_); }
-  int slots() const { return slots_; }
-
-  LayerSpec spec_;
-
- private:
-  const float* checked(const Tensor& tensor, const Dims& dims, const char* what) const {
-    BATON_CHECK(tensor.spec().on_device() && tensor.dims() == dims && !tensor.empty(),
-                "the CUDA " << kind_name(spec_) << " layer expects a " << to_string(dims) << " " << what
-                            << " in device memory but got a " << tensor.spec().layout_name() << " "
-                            << to_string(tensor.dims()));
-    return tensor.data();
-  }
-
-  std::vector<Dims> input_dims_;
-  Dims output_dims_;
-  int slots_ = 0;
+  const char* family() const override { return "CUDA"; }
+  TensorSpec spec_for(const Dims& dims) const override { return device_spec(dims); }
+  bool keeps(const TensorSpec& tensor) const override { return tensor.on_device(); }
 };
 
 // ---- convolution: cuDNN, algorithms by its heuristics, deterministic ones for the backward ----

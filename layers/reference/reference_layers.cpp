@@ -4,7 +4,7 @@
 #include <functional>
 #include <utility>
 
-#include "layers/layer.hpp"
+#include "layers/checked_layer.hpp"
 #include "layers/reference/reference_ops.hpp"
 #include "runtime/base/error.hpp"
 #include "runtime/base/overloaded.hpp"
@@ -14,67 +14,20 @@ namespace {
 
 namespace ref = reference;
 
-// What every reference layer shares: plain layouts, output dims by shape inference, checked
-// slots and checked tensor arguments.
-class ReferenceLayer : public Layer {
+// The reference family: plain row-major tensors in host memory, and checked parameter buffers.
+class ReferenceLayer : public CheckedLayer {
  public:
-  explicit ReferenceLayer(LayerSpec spec) : spec_(std::move(spec)) {}
-
-  LayerIO setup(const std::vector<TensorSpec>& inputs, int slots) final {
-    BATON_CHECK(slots >= 1, "a layer needs at least one slot but got " << slots);
-    input_dims_.clear();
-    for (const TensorSpec& input : inputs) {
-      BATON_CHECK(input.plain(), "the reference " << kind_name(spec_) << " layer reads plain row-major inputs only, not "
-                                                  << input.layout_name());
-      input_dims_.push_back(input.dims);
-    }
-    output_dims_ = infer_output_dims(spec_, input_dims_);
-    slots_ = slots;
-    prepare_slots(slots);
-    LayerIO io;
-    for (const Dims& dims : input_dims_) io.inputs.push_back(TensorSpec{dims, nullptr});
-    io.output = TensorSpec{output_dims_, nullptr};
-    if (std::holds_alternative<AddSpec>(spec_)) io.input_grads = InputGrads::output_grad;
-    return io;
-  }
+  using CheckedLayer::CheckedLayer;
 
  protected:
-  virtual void prepare_slots(int slots) { (void)slots; }
-
-  int checked_slot(int slot) const {
-    BATON_CHECK(slot >= 0 && slot < slots_,
-                kind_name(spec_) << " was set up for " << slots_ << " slot(s) but was asked for slot " << slot);
-    return slot;
+  const char* family() const override { return "reference"; }
+  TensorSpec spec_for(const Dims& dims) const override { return TensorSpec{dims, nullptr}; }
+  bool keeps(const TensorSpec& tensor) const override { return tensor.plain(); }
+  void check_given(const TensorSpec& input) const override {
+    BATON_CHECK(input.plain(), "the reference " << kind_name(spec_) << " layer reads plain row-major inputs only, not "
+                                                << input.layout_name());
   }
 
-  template <class Args>
-  const float* input(const Args& args, size_t index) const {
-    BATON_CHECK(index < args.inputs.size() && args.inputs[index] != nullptr,
-                kind_name(spec_) << " is missing input " << index);
-    check(*args.inputs[index], input_dims_[index], "input");
-    return args.inputs[index]->data();
-  }
-  float* output(const ForwardArgs& args) const {
-    BATON_CHECK(args.output != nullptr, kind_name(spec_) << " was given no output tensor");
-    check(*args.output, output_dims_, "output");
-    return args.output->data();
-  }
-  const float* output(const BackwardArgs& args) const {
-    BATON_CHECK(args.output != nullptr, kind_name(spec_) << " backward was given no forward output");
-    check(*args.output, output_dims_, "output");
-    return args.output->data();
-  }
-  const float* grad_output(const BackwardArgs& args) const {
-    BATON_CHECK(args.grad_output != nullptr, kind_name(spec_) << " backward was given no output gradient");
-    check(*args.grad_output, output_dims_, "output gradient");
-    return args.grad_output->data();
-  }
-  // Null where the caller does not need this input's gradient.
-  float* grad_input(const BackwardArgs& args, size_t index) const {
-    if (index >= args.grad_inputs.size() || args.grad_inputs[index] == nullptr) return nullptr;
-    check(*args.grad_inputs[index], input_dims_[index], "input gradient");
-    return args.grad_inputs[index]->data();
-  }
   const float* params(const ParamsView& view) const {
     BATON_CHECK(view.data != nullptr, kind_name(spec_) << " was given no parameters");
     return view.data;
@@ -83,23 +36,6 @@ class ReferenceLayer : public Layer {
     BATON_CHECK(args.grads != nullptr, kind_name(spec_) << " backward_weights was given no gradient buffer");
     return args.grads;
   }
-
-  const Dims& in_dims() const { return input_dims_.at(0); }
-  int64_t in_count() const { return element_count(in_dims()); }
-  int64_t out_count() const { return element_count(output_dims_); }
-
-  LayerSpec spec_;
-
- private:
-  void check(const Tensor& tensor, const Dims& dims, const char* what) const {
-    BATON_CHECK(tensor.spec().plain() && tensor.dims() == dims && !tensor.empty(),
-                "the reference " << kind_name(spec_) << " layer expects a plain " << to_string(dims) << " " << what
-                                 << " but got a " << tensor.spec().layout_name() << " " << to_string(tensor.dims()));
-  }
-
-  std::vector<Dims> input_dims_;
-  Dims output_dims_;
-  int slots_ = 0;
 };
 
 // Convolution, and linear as the 1×1 convolution of an {N, F, 1, 1} image (see reference_ops.hpp).
@@ -169,7 +105,7 @@ class MaxPoolLayer final : public ReferenceLayer {
   }
 
  private:
-  void prepare_slots(int slots) override { argmax_.assign(slots, std::vector<int64_t>(out_count(), -1)); }
+  void prepare() override { argmax_.assign(size_t(slots()), std::vector<int64_t>(out_count(), -1)); }
 
   MaxPoolSpec pool_;
   std::vector<std::vector<int64_t>> argmax_;  // per slot: the input index each output came from
@@ -208,9 +144,9 @@ class BatchNormLayer final : public ReferenceLayer {
     std::vector<float> mean, invstd;  // per channel, from the training forward of this slot
   };
 
-  void prepare_slots(int slots) override {
+  void prepare() override {
     const size_t channels = static_cast<size_t>(in_dims()[1]);
-    saved_.assign(slots, Saved{Phase::eval, std::vector<float>(channels), std::vector<float>(channels)});
+    saved_.assign(size_t(slots()), Saved{Phase::eval, std::vector<float>(channels), std::vector<float>(channels)});
   }
   const Saved& trained_slot(int slot) const {
     const Saved& saved = saved_[checked_slot(slot)];
@@ -243,7 +179,7 @@ class DropoutLayer final : public ReferenceLayer {
     uint64_t random_key = 0;  // the mask is a pure function of it
   };
 
-  void prepare_slots(int slots) override { saved_.assign(slots, Saved{}); }
+  void prepare() override { saved_.assign(size_t(slots()), Saved{}); }
   // Training: the slot's mask and scale; eval: identity.
   void apply(const Saved& saved, const float* in, float* out) const {
     if (saved.phase == Phase::eval) {
