@@ -44,6 +44,12 @@ const char* backend_name(Backend backend) {
   return "reference";
 }
 
+Backend backend_named(const std::string& name) {
+  for (Backend b : {Backend::cpu, Backend::cuda, Backend::reference})
+    if (name == backend_name(b)) return b;
+  BATON_FAIL("unknown backend '" << name << "'; choose cpu, cuda or reference");
+}
+
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, Backend backend) {
   if (backend == Backend::reference) return make_reference_layer(spec);
   if (backend == Backend::cuda) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -86,6 +87,7 @@ class Layer {
 
 enum class Backend { cpu, reference, cuda };
 const char* backend_name(Backend backend);
+Backend backend_named(const std::string& name);  // the inverse; an unknown name is an error naming the choices
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, Backend backend);
 

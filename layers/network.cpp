@@ -62,11 +62,14 @@ Dims with_batch(int64_t batch, const Dims& sample_dims) {
   return dims;
 }
 
-// The tensor's values in plain row-major host memory (a copy when it is stored otherwise).
-std::vector<float> host_values(const Tensor& tensor, Backend backend) {
+// The tensor's values in plain row-major host memory: its own when it is stored so, else a copy
+// made in `copy` (a GPU's loss, say).
+const float* host_values(const Tensor& tensor, Backend backend, std::vector<float>& copy) {
+  if (tensor.spec().plain()) return tensor.data();
   Tensor plain(TensorSpec{tensor.dims(), nullptr});
   make_conversion(tensor.spec(), plain.spec(), false, backend)->run(tensor, plain);
-  return std::vector<float>(plain.data(), plain.data() + plain.numel());
+  copy.assign(plain.data(), plain.data() + plain.numel());
+  return copy.data();
 }
 }  // namespace
 
@@ -430,7 +433,8 @@ const Tensor& Network::loss_logits(int slot) const {
 
 double Network::loss_sum(int slot, int64_t count) const {
   loss_logits(slot);
-  const std::vector<float> losses = host_values(slots_.at(slot).values[value_of_node(int(nodes_.size()) - 1)], options_.backend);
+  std::vector<float> copy;
+  const float* losses = host_values(slots_.at(slot).values[value_of_node(int(nodes_.size()) - 1)], options_.backend, copy);
   double sum = 0;
   for (int64_t i = 0; i < count; ++i) sum += losses[i];
   return sum;
@@ -438,12 +442,13 @@ double Network::loss_sum(int slot, int64_t count) const {
 
 int64_t Network::correct(int slot, int64_t count) const {
   const Tensor& logits_tensor = loss_logits(slot);
-  const std::vector<float> logits = host_values(logits_tensor, options_.backend);
+  std::vector<float> copy;
+  const float* logits = host_values(logits_tensor, options_.backend, copy);
   const int64_t classes = logits_tensor.dims()[1];
   const int32_t* labels = slots_.at(slot).labels.data();
   int64_t hits = 0;
   for (int64_t i = 0; i < count; ++i) {
-    const float* row = logits.data() + i * classes;
+    const float* row = logits + i * classes;
     hits += (std::max_element(row, row + classes) - row) == labels[i];
   }
   return hits;

@@ -95,16 +95,8 @@ std::string with_unit(double value, const std::string& unit) {
 
 }  // namespace
 
-namespace {
-layers::Backend backend_named(const std::string& name) {
-  for (layers::Backend b : {layers::Backend::cpu, layers::Backend::cuda, layers::Backend::reference})
-    if (name == layers::backend_name(b)) return b;
-  BATON_FAIL("unknown backend '" << name << "'; choose cpu, cuda or reference");
-}
-}  // namespace
-
 layers::Backend parse_backend(const std::string& name, int device) {
-  const layers::Backend backend = backend_named(name);
+  const layers::Backend backend = layers::backend_named(name);
   if (backend == layers::Backend::cuda)
     device::use_device(device >= 0 ? device : device::default_device(cuda_devices().count));
   return backend;
@@ -114,7 +106,7 @@ std::vector<layers::Backend> parse_stage_backends(const std::string& list, int s
   std::vector<layers::Backend> backends;
   if (list.empty()) return backends;
   std::stringstream names(list);
-  for (std::string name; std::getline(names, name, ',');) backends.push_back(backend_named(name));
+  for (std::string name; std::getline(names, name, ',');) backends.push_back(layers::backend_named(name));
   BATON_CHECK(int(backends.size()) == stages, "--stage-backends names " << backends.size() << " backend(s) for "
                                                                         << stages << " stage(s); give one per stage, "
                                                                         << "e.g. --stage-backends cuda,cpu");

@@ -4,16 +4,12 @@
 #include <cstdlib>
 
 #include "runtime/base/cuda_devices.hpp"
-#include "runtime/base/error.hpp"
 
 namespace baton::test {
 
 layers::Backend mode_backend() {
   const char* name = std::getenv("BATON_TEST_BACKEND");
-  const std::string chosen = name ? name : "cpu";
-  for (layers::Backend b : {layers::Backend::cpu, layers::Backend::cuda, layers::Backend::reference})
-    if (chosen == layers::backend_name(b)) return b;
-  BATON_FAIL("BATON_TEST_BACKEND is '" << chosen << "'; set it to cpu, cuda or reference");
+  return layers::backend_named(name ? name : "cpu");
 }
 
 std::string unavailable(layers::Backend backend) {
