@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pytorch_models  # noqa: E402  (the twins)
@@ -33,16 +32,13 @@ def main():
     labels = torch.randint(0, classes, (args.batch_size,))
     optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
-    step_ms = []
-    for i in range(args.warmup + args.iterations):
-        dist.barrier()
-        start = time.perf_counter()
+
+    def step():
         optimizer.zero_grad()
         loss_fn(ddp(images), labels).backward()  # DDP averages the gradient in buckets during backward
         optimizer.step()
-        if i >= args.warmup:
-            step_ms.append(1e3 * (time.perf_counter() - start))
-    median = sorted(step_ms)[len(step_ms) // 2]
+
+    median = pytorch_models.median_step_ms(step, args.iterations, args.warmup, dist.barrier)
     if dist.get_rank() == 0:
         world = dist.get_world_size()
         print(json.dumps({"model": args.model, "batch_size": args.batch_size * world, "processes": world,

@@ -203,6 +203,19 @@ def param_count(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def median_step_ms(step, iterations, warmup, before_each=lambda: None):
+    """Upper median (as baton bench) wall time in ms of step() over `iterations` calls after `warmup`
+    untimed ones; before_each() runs untimed before every call (a barrier between ranks)."""
+    step_ms = []
+    for i in range(warmup + iterations):
+        before_each()
+        start = time.perf_counter()
+        step()
+        if i >= warmup:
+            step_ms.append(1e3 * (time.perf_counter() - start))
+    return sorted(step_ms)[len(step_ms) // 2]
+
+
 def time_training(name, batch_size, iterations, warmup, device="cpu", channels_last=False, compiled=False):
     """Median wall time (ms) of full SGD training steps on one random batch, and the parameter count.
     On a GPU each step ends with torch.cuda.synchronize(), so it is timed whole. channels_last keeps
@@ -221,16 +234,14 @@ def time_training(name, batch_size, iterations, warmup, device="cpu", channels_l
     synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     optimizer = torch.optim.SGD(optimizer_model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
-    step_ms = []
-    for i in range(warmup + iterations):
-        start = time.perf_counter()
+
+    def step():
         optimizer.zero_grad()
         loss_fn(model(images), labels).backward()
         optimizer.step()
         synchronize()
-        if i >= warmup:
-            step_ms.append(1e3 * (time.perf_counter() - start))
-    return sorted(step_ms)[len(step_ms) // 2], param_count(optimizer_model)  # upper median, as baton bench
+
+    return median_step_ms(step, iterations, warmup), param_count(optimizer_model)
 
 
 def parse_args():

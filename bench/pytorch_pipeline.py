@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pytorch_models  # noqa: E402  (the twins)
@@ -84,19 +83,16 @@ def main():
     images = torch.randn(args.batch_size, *input_shape).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, classes, (args.batch_size,))
     optimizer = torch.optim.SGD(module.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
-    step_ms = []
-    for i in range(args.warmup + args.iterations):
-        dist.barrier()
-        start = time.perf_counter()
+
+    def step():
         if rank == 0:
             schedule.step(images)
         else:
             schedule.step(target=labels, losses=[])
         optimizer.step()
         optimizer.zero_grad()
-        if i >= args.warmup:
-            step_ms.append(1e3 * (time.perf_counter() - start))
-    median = sorted(step_ms)[len(step_ms) // 2]
+
+    median = pytorch_models.median_step_ms(step, args.iterations, args.warmup, dist.barrier)
     if rank == 0:
         print(json.dumps({"model": args.model, "schedule": args.schedule, "cut": args.cut,
                           "batch_size": args.batch_size, "microbatches": args.microbatches,
