@@ -173,10 +173,10 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
       ("staleness", po::value(&p.staleness)->default_value(p.staleness),
        "what a stage whose weights are d updates behind does about it: auto (stale, pipedream, layerpipe: lr-scale; "
-       "delayed averaging: momentum,predict), none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / "
-       "(1 + d)), "
-       "predict (passes use W - d * lr * velocity) and dc (g + lambda * g * g * (W_now - W_then), W_then the weights of "
-       "the update's first forward)")
+       "delayed averaging: local), none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / (1 + d)), "
+       "predict (passes use W - d * lr * velocity), local (delayed averaging: passes use the weights the next step "
+       "would give if this replica's own newest gradient were the average) and dc (g + lambda * g * g * (W_now - "
+       "W_then), W_then the weights of the update's first forward)")
       ("dc-lambda", po::value(&p.dc_lambda)->default_value(p.dc_lambda), "lambda of --staleness dc")
       ("emulate", po::bool_switch(&p.emulate), "run every stage and replica in this one process")
       ("progress", po::value(&p.progress)->default_value(p.progress),
@@ -205,7 +205,10 @@ void check_parallel(const ParallelConfig& p) {
   BATON_CHECK(p.progress == "poll" || p.progress == "thread",
               "unknown --progress '" << p.progress << "'; choose poll or thread");
   check_range(p.stall_timeout, "--stall-timeout", 0, 1e9, false, "0 (never) or more seconds");
-  parse_mitigations(p.staleness);  // names an unknown one
+  const std::optional<Mitigations> mitigations = parse_mitigations(p.staleness);  // names an unknown one
+  BATON_CHECK(!mitigations || !mitigations->local || p.dp == "delayed",
+              "--staleness local predicts from the gradient delayed averaging has not yet applied; use it with "
+              "--dp delayed");
   check_range(p.dc_lambda, "--dc-lambda", 0, 1e6, false, "0 or more");
   check_range(p.hybrid_plateau, "--hybrid-plateau", 0, 1, true, "a fraction from 0 (off) to below 1");
   BATON_CHECK(p.hybrid_plateau == 0 || p.pipeline == "hybrid",
@@ -581,12 +584,17 @@ std::optional<Mitigations> parse_mitigations(const std::string& list) {
   std::stringstream names(list);
   for (std::string name; std::getline(names, name, ',');) {
     bool* chosen = name == "lr-scale" ? &m.lr_scale : name == "momentum" ? &m.momentum
-                 : name == "predict"  ? &m.predict  : name == "dc"       ? &m.dc : nullptr;
+                 : name == "predict"  ? &m.predict  : name == "local"    ? &m.local
+                 : name == "dc"       ? &m.dc : nullptr;
     BATON_CHECK(chosen != nullptr, "unknown --staleness '" << name << "'; choose auto, none, or a comma-separated list "
-                                                              "of lr-scale, momentum, predict and dc");
+                                                              "of lr-scale, momentum, predict, local and dc");
     *chosen = true;
   }
   BATON_CHECK(!list.empty() && list.back() != ',', "--staleness lists mitigations separated by ',', not '" << list << "'");
+  BATON_CHECK(!(m.local && m.predict), "--staleness predict and local both choose the weights a delayed pass uses; "
+                                       "name one of them");
+  BATON_CHECK(!(m.local && m.dc), "--staleness dc corrects from the weights each pass used, which local makes differ "
+                                  "between replicas (their weights would part); name one of them");
   return m;
 }
 

@@ -56,7 +56,8 @@ void NetworkWorker::begin_segment(const Segment& segment, const StageStaleness& 
   updates_before_ = segment.updates_before;
   staleness_ = staleness;
   sgd_.set_momentum(std::max(0.0f, options_.sgd.momentum - staleness.momentum_cut));
-  if (staleness.predict) predicted_.resize(net_.weights().size());
+  if (staleness.predict || staleness.local) predicted_.resize(net_.weights().size());
+  if (staleness.local) local_grads_.resize(net_.weights().size());
   std::fill(prediction_of_.begin(), prediction_of_.end(), std::tuple<uint64_t, int64_t, float>{});
   std::fill(versions_.begin(), versions_.end(), 0);
   stashes_.clear();
@@ -103,18 +104,30 @@ float NetworkWorker::lr_of(int64_t update) const {
 
 layers::ParamsView NetworkWorker::pass_weights(int64_t microbatch, int part) {
   const int64_t update = microbatch / options_.microbatches, delay = update - versions_[size_t(part)];
-  if (!staleness_.predict || delay <= 0) return {net_.weights().data(), generation_};
-  const float lr = lr_of(update);
+  if (!(staleness_.predict || staleness_.local) || delay <= 0) return {net_.weights().data(), generation_};
+  // predict extrapolates at the pass's rate; local takes the step of the update it waits for
+  const float lr = lr_of(staleness_.local ? versions_[size_t(part)] : update);
   auto& made_of = prediction_of_[size_t(part)];
   if (made_of != std::tuple{generation_, delay, lr}) {
-    const float step = float(delay) * lr;
-    std::span<const float> w = weights(part), v = momentum(part);
-    std::span<float> p = part_of(predicted_, part);
-    for (size_t i = 0; i < p.size(); ++i) p[i] = w[i] - step * v[i];
+    predict(part, delay, lr);
     made_of = {generation_, delay, lr};
     predicted_generation_ = next_generation_++;
   }
   return {predicted_.data(), predicted_generation_};
+}
+
+void NetworkWorker::predict(int part, int64_t delay, float lr) {
+  if (staleness_.local) {
+    BATON_CHECK(delay == 1, "--staleness local predicts one update ahead, but a pass of stage "
+                                << options_.stage << " is " << delay << " updates behind");
+    auto [begin, end] = net_.param_range(options_.parts[size_t(part)]);
+    sgd_.preview(net_.weights(), local_grads_, lr, predicted_, size_t(begin), size_t(end));
+    return;
+  }
+  const float step = float(delay) * lr;
+  std::span<const float> w = weights(part), v = momentum(part);
+  std::span<float> p = part_of(predicted_, part);
+  for (size_t i = 0; i < p.size(); ++i) p[i] = w[i] - step * v[i];
 }
 
 // dc: the weights update u's gradient is computed at, kept until the update is applied.
@@ -229,6 +242,11 @@ int NetworkWorker::free_grad_buffer(int part) {
 
 std::span<float> NetworkWorker::hand_over_gradient(int part) {
   const int handed = accumulating_[size_t(part)];
+  if (staleness_.local) {
+    std::span<const float> local = part_of(grad_buffer(handed), part);
+    std::copy(local.begin(), local.end(), part_of(local_grads_, part).begin());
+    prediction_of_[size_t(part)] = {};
+  }
   handed_over_[size_t(part)].push_back(handed);
   accumulating_[size_t(part)] = free_grad_buffer(part);
   return part_of(grad_buffer(handed), part);

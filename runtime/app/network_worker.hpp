@@ -67,6 +67,8 @@ struct StageStaleness {
   float lr_scale = 1.0f;  // lr-scale: the stage learns at lr / (1 + delay)
   float momentum_cut = 0; // momentum: the stage's momentum is max(0, mu - delay / (1 + delay))
   bool predict = false;   // predict: a pass d behind uses W - d * lr * velocity (d updates ahead)
+  bool local = false;     // local (delayed averaging, d = 1): a pass uses the weights the next SGD step would
+                          // give if this replica's own newest gradient were the average it waits for
   float dc_lambda = 0;    // dc: the update's gradient g becomes g + lambda * g * g * (W_now - W_then), W_then
                           // the weights its first microbatch's forward used
 };
@@ -136,8 +138,9 @@ class NetworkWorker final : public schedulers::StageWorker {
   uint64_t random_key(int64_t microbatch) const;
   float lr_of(int64_t update) const;
   // The weights a pass of `microbatch` on `part` computes with: the current ones, or with
-  // --staleness predict and a delay, their prediction (kept in predicted_).
+  // --staleness predict or local and a delay, their prediction (kept in predicted_).
   layers::ParamsView pass_weights(int64_t microbatch, int part);
+  void predict(int part, int64_t delay, float lr);
   void keep_evaluation_point(int64_t update, int part, const float* weights);
   void compensate_delay(int64_t update, int part, std::span<float> grads, size_t begin, size_t end);
 
@@ -153,7 +156,10 @@ class NetworkWorker final : public schedulers::StageWorker {
   uint64_t next_generation_ = 2;
   std::map<int64_t, Stash> stashes_;
   StageStaleness staleness_;
-  std::vector<float> predicted_;                        // predict: W - d * lr * v, part by part
+  std::vector<float> predicted_;                        // predict: W - d * lr * v, part by part; local: the
+                                                        // step from local_grads_
+  std::vector<float> local_grads_;                      // local: this replica's newest gradient, kept at hand-over
+                                                        // (the average is summed in place over the original)
   std::vector<std::tuple<uint64_t, int64_t, float>> prediction_of_;  // per part: (generation, d, lr) in predicted_
   std::vector<bool> forward_predicted_;                 // per part: the last forward used predicted_
   uint64_t predicted_generation_ = 0;

@@ -8,28 +8,58 @@
 
 namespace baton {
 
+namespace {
+
+struct SgdElement {
+  float weight, velocity;
+};
+
+// The update of one element, shared by step() and preview() so both round alike.
+inline SgdElement sgd_element(float w, float v, float g, float lr, const SgdOptions& o) {
+  const float d = g + o.weight_decay * w;
+  const float next_v = o.momentum * v + d;
+  return {w - lr * (o.nesterov ? d + o.momentum * next_v : next_v), next_v};
+}
+
+}  // namespace
+
 Sgd::Sgd(size_t count, SgdOptions options) : options_(options), velocity_(count, 0.0f) {}
 
 void Sgd::step(std::span<float> weights, std::span<const float> grads, float lr) {
   step(weights, grads, lr, 0, weights.size());
 }
 
+void Sgd::check_range(size_t weights, size_t grads, size_t begin, size_t end) const {
+  BATON_CHECK(weights == velocity_.size() && grads == velocity_.size() && begin <= end && end <= velocity_.size(),
+              "optimizer set up for " << velocity_.size() << " parameters was handed " << weights);
+}
+
 template <class Gradient>
 void Sgd::update(std::span<float> weights, size_t grads_size, float lr, size_t begin, size_t end, Gradient gradient) {
-  BATON_CHECK(weights.size() == velocity_.size() && grads_size == velocity_.size() && begin <= end &&
-                  end <= velocity_.size(),
-              "optimizer set up for " << velocity_.size() << " parameters was handed " << weights.size());
-  const float mu = options_.momentum, wd = options_.weight_decay;
-  const bool nesterov = options_.nesterov;
+  check_range(weights.size(), grads_size, begin, end);
+  const SgdOptions o = options_;
   float* w = weights.data();
   float* v = velocity_.data();
   const int64_t first = int64_t(begin), last = int64_t(end);
 #pragma omp parallel for simd
   for (int64_t i = first; i < last; ++i) {
-    const float d = gradient(i) + wd * w[i];
-    v[i] = mu * v[i] + d;
-    w[i] -= lr * (nesterov ? d + mu * v[i] : v[i]);
+    const SgdElement next = sgd_element(w[i], v[i], gradient(i), lr, o);
+    w[i] = next.weight;
+    v[i] = next.velocity;
   }
+}
+
+void Sgd::preview(std::span<const float> weights, std::span<const float> grads, float lr, std::span<float> out,
+                  size_t begin, size_t end) const {
+  check_range(weights.size(), grads.size() == out.size() ? grads.size() : 0, begin, end);
+  const SgdOptions o = options_;
+  const float* w = weights.data();
+  const float* v = velocity_.data();
+  const float* g = grads.data();
+  float* result = out.data();
+  const int64_t first = int64_t(begin), last = int64_t(end);
+#pragma omp parallel for simd
+  for (int64_t i = first; i < last; ++i) result[i] = sgd_element(w[i], v[i], g[i], lr, o).weight;
 }
 
 void Sgd::step(std::span<float> weights, std::span<const float> grads, float lr, size_t begin, size_t end) {

@@ -26,11 +26,16 @@ class Sgd {
   // in the same pass, so the buffer is ready to accumulate again.
   void step_and_clear(std::span<float> weights, std::span<float> grads, float lr, size_t begin, size_t end,
                       float divisor);
+  // The weights step() would give on elements [begin, end), written to out[begin, end); the velocity
+  // and the weights stay as they are (weight prediction from a gradient not yet applied).
+  void preview(std::span<const float> weights, std::span<const float> grads, float lr, std::span<float> out,
+               size_t begin, size_t end) const;
   std::span<float> velocity() { return velocity_; }  // for checkpoints and weight prediction
   const SgdOptions& options() const { return options_; }
   void set_momentum(float momentum) { options_.momentum = momentum; }
 
  private:
+  void check_range(size_t weights, size_t grads, size_t begin, size_t end) const;
   template <class Gradient>
   void update(std::span<float> weights, size_t grads_size, float lr, size_t begin, size_t end, Gradient gradient);
 

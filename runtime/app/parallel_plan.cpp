@@ -47,13 +47,14 @@ Mitigations mitigations_for(const ParallelConfig& p, Pipeline pipeline) {
   if (std::optional<Mitigations> chosen = parse_mitigations(p.staleness)) return *chosen;
   Mitigations m;
   m.lr_scale = updates_every_microbatch(pipeline);
-  m.momentum = m.predict = parse_averaging(p.dp) == Averaging::delayed;
+  m.local = parse_averaging(p.dp) == Averaging::delayed;
   return m;
 }
 
 std::string to_string(const Mitigations& m) {
   std::string names;
-  for (auto [on, name] : {std::pair{m.lr_scale, "lr-scale"}, {m.momentum, "momentum"}, {m.predict, "predict"}, {m.dc, "dc"}})
+  for (auto [on, name] : {std::pair{m.lr_scale, "lr-scale"}, {m.momentum, "momentum"}, {m.predict, "predict"}, {m.local, "local"},
+                          {m.dc, "dc"}})
     if (on) names += (names.empty() ? "" : ",") + std::string(name);
   return names.empty() ? "none" : names;
 }

@@ -39,7 +39,7 @@ class EpochPipelines {
 };
 
 // The mitigations --staleness asks for in an epoch with this pipeline; "auto" is lr-scale for
-// stale and pipedream and momentum,predict for delayed averaging (README, "Staleness mitigations").
+// stale, pipedream and layerpipe and local for delayed averaging (README, "Staleness mitigations").
 Mitigations mitigations_for(const ParallelConfig& parallel, schedulers::Pipeline pipeline);
 
 std::string to_string(const Mitigations& mitigations);  // "lr-scale,predict", or "none"

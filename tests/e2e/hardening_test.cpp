@@ -92,7 +92,12 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"classes_negative", "train --dataset synthetic --classes -1", "--classes must be at least 2"},
         Bad{"seed_negative", "train --seed -1", "--seed takes a whole number"},
         Bad{"shape_trailing_x", "train --dataset synthetic --input-shape 1x28x28x", "--input-shape expects numbers"},
-        Bad{"newline_in_value", "train --model \"$(printf 'lenet\\n5')\"", "unknown model 'lenet\\n5'"}),
+        Bad{"newline_in_value", "train --model \"$(printf 'lenet\\n5')\"", "unknown model 'lenet\\n5'"},
+        // Mitigations that cannot combine, or do not apply to the mode.
+        Bad{"local_without_delay", "train --replicas 2 --emulate --staleness local" + kTiny,
+            "--staleness local predicts from the gradient delayed averaging has not yet applied"},
+        Bad{"local_and_predict", "train --staleness local,predict" + kTiny, "predict and local both choose"},
+        Bad{"local_and_dc", "train --staleness dc,local" + kTiny, "which local makes differ between replicas"}),
     [](const auto& info) { return info.param.name; });
 
 // Big-endian 32-bit words of an IDX header.

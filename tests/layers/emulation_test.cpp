@@ -189,7 +189,8 @@ Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSourc
 // order: W(t+1) = W(t) - lr * avg g(W(t-1)), the first gradient on W(0) and a final drain.
 // Mitigations (delay 1 from the second update on, every mitigation applies to every update):
 // lr-scale lr / 2; momentum mu - 1/2; predict: the gradient of t >= 1 is taken at W - lr * velocity;
-// dc: the average g taken at W_then is applied as g + lambda * g * g * (W_now - W_then).
+// local: replica r's gradient of t >= 1 is taken at the weights an SGD step with its own gradient of
+// t - 1 would give; dc: the average g taken at W_then is applied as g + lambda * g * g * (W_now - W_then).
 Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data, Mitigations m = {}) {
   std::vector<std::vector<std::unique_ptr<Network>>> nets;
   for (int r = 0; r < replicas; ++r) nets.push_back(stage_networks(model, 1, kBatch / replicas));
@@ -200,6 +201,7 @@ Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data, Mi
   Sgd sgd(n, options);
   const float lr = m.lr_scale ? kLr / 2 : kLr;
   std::vector<float> pending, pending_at;  // the averaged gradient not yet applied, and where it was taken
+  std::vector<std::vector<float>> own{size_t(replicas)};  // local: each replica's newest gradient
   Outcome out;
   auto apply = [&](std::vector<float>& g) {
     if (m.dc)
@@ -214,11 +216,17 @@ Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data, Mi
     for (int r = 0; r < replicas; ++r) {
       Network& net = *nets[size_t(r)][0];
       net.zero_grads();
-      layers::ParamsView view{at.data(), uint64_t(t + 1)};
+      std::vector<float> replica_at = at;
+      if (m.local && t > 0) {
+        Sgd next = sgd;
+        next.step(replica_at, own[size_t(r)], lr);
+      }
+      layers::ParamsView view{replica_at.data(), uint64_t(t + 1)};
       forward_chain(nets[size_t(r)], {view}, data.at(t), r * (kBatch / replicas), worker_key(t, r));
       out.loss += net.loss_sum(0, net.batch());  // every replica's, as the run totals them
       backward_chain(nets[size_t(r)], {view}, 1.0f / float(net.batch()));
       for (size_t i = 0; i < n; ++i) average[i] = r == 0 ? net.grads()[i] : average[i] + net.grads()[i];
+      own[size_t(r)].assign(net.grads().begin(), net.grads().end());
     }
     for (float& a : average) a /= float(replicas);
     if (!pending.empty()) apply(pending);
@@ -339,6 +347,7 @@ TEST_F(Emulation, PipelineStalenessMitigationsFollowTheirFormulas) {
 TEST_F(Emulation, DelayedAveragingMitigationsFollowTheirFormulas) {
   const Outcome unmitigated = delayed_loop(lenet_, 2, data_);
   for (const Mitigations& m : std::vector<Mitigations>{{.lr_scale = true}, {.momentum = true}, {.predict = true},
+                                                       {.local = true}, {.momentum = true, .local = true},
                                                        {.dc = true}, {.predict = true, .dc = true}}) {
     SCOPED_TRACE("delayed R=2 --staleness " + to_string(m));
     Outcome reference = delayed_loop(lenet_, 2, data_, m);
@@ -349,12 +358,12 @@ TEST_F(Emulation, DelayedAveragingMitigationsFollowTheirFormulas) {
   }
 }
 
-TEST_F(Emulation, AutoStalenessIsLrScaleForPipelinesAndMomentumAndPredictForDelayedAveraging) {
+TEST_F(Emulation, AutoStalenessIsLrScaleForPipelinesAndLocalForDelayedAveraging) {
   ParallelConfig stale = mode(4, 1, 1, "stale"), delayed = mode(1, 2, 1, "none", "delayed");
   stale.staleness = delayed.staleness = "auto";
   EXPECT_EQ(run_mode(lenet_, stale, data_).weights, pipeline_loop(lenet_, 4, false, data_, {.lr_scale = true}).weights);
   EXPECT_EQ(run_mode(lenet_, delayed, data_).weights,
-            delayed_loop(lenet_, 2, data_, {.momentum = true, .predict = true}).weights);
+            delayed_loop(lenet_, 2, data_, {.local = true}).weights);
 }
 
 TEST_F(Emulation, StalePipelineAcrossAResidualSkipMatchesItsLoop) {

@@ -134,6 +134,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"dp_sharded_2", "lenet5", kMnist, config(1, 2, "none", 1, "sharded")},
         Case{"dp_delayed_mitigated_2", "lenet5", kMnist,
              with_staleness(config(1, 2, "none", 2, "delayed"), "lr-scale,momentum,predict,dc")},
+        Case{"dp_delayed_local_2", "lenet5", kMnist,
+             with_staleness(config(1, 2, "none", 2, "delayed"), "lr-scale,momentum,local")},
         Case{"stale_mitigated_2", "lenet5", kMnist, with_staleness(config(2, 1, "stale"), "lr-scale,momentum,predict,dc")},
         Case{"pipedream_predicted_2", "lenet5", kMnist, with_staleness(config(2, 1, "pipedream"), "predict,dc")},
         Case{"gpipe_2", "lenet5", kMnist, config(2, 1, "gpipe", 4)},
