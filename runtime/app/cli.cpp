@@ -175,8 +175,9 @@ po::options_description parallel_options(ParallelConfig& p) {
        "what a stage whose weights are d updates behind does about it: auto (stale, pipedream, layerpipe: lr-scale; "
        "delayed averaging: local), none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / (1 + d)), "
        "predict (passes use W - d * lr * velocity), local (delayed averaging: passes use the weights the next step "
-       "would give if this replica's own newest gradient were the average) and dc (g + lambda * g * g * (W_now - "
-       "W_then), W_then the weights of the update's first forward)")
+       "would give if this replica's own newest gradient were the average), dc (g + lambda * g * g * (W_now - "
+       "W_then), W_then the weights of the update's first forward) and warmup (the stage's rate ramps linearly over "
+       "the run's first epoch)")
       ("dc-lambda", po::value(&p.dc_lambda)->default_value(p.dc_lambda), "lambda of --staleness dc")
       ("emulate", po::bool_switch(&p.emulate), "run every stage and replica in this one process")
       ("progress", po::value(&p.progress)->default_value(p.progress),
@@ -585,9 +586,9 @@ std::optional<Mitigations> parse_mitigations(const std::string& list) {
   for (std::string name; std::getline(names, name, ',');) {
     bool* chosen = name == "lr-scale" ? &m.lr_scale : name == "momentum" ? &m.momentum
                  : name == "predict"  ? &m.predict  : name == "local"    ? &m.local
-                 : name == "dc"       ? &m.dc : nullptr;
+                 : name == "dc"       ? &m.dc       : name == "warmup"   ? &m.warmup : nullptr;
     BATON_CHECK(chosen != nullptr, "unknown --staleness '" << name << "'; choose auto, none, or a comma-separated list "
-                                                              "of lr-scale, momentum, predict, local and dc");
+                                                              "of lr-scale, momentum, predict, local, dc and warmup");
     *chosen = true;
   }
   BATON_CHECK(!list.empty() && list.back() != ',', "--staleness lists mitigations separated by ',', not '" << list << "'");

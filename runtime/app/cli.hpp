@@ -37,9 +37,9 @@ struct ParallelConfig {
 
 // Staleness mitigations, each applied to the stages whose schedule delays their weights (README,
 // "Staleness mitigations"). --staleness names them: "none", "auto" (the mode's default), or a
-// comma-separated list of lr-scale, momentum, predict, local and dc.
+// comma-separated list of lr-scale, momentum, predict, local, dc and warmup.
 struct Mitigations {
-  bool lr_scale = false, momentum = false, predict = false, local = false, dc = false;
+  bool lr_scale = false, momentum = false, predict = false, local = false, dc = false, warmup = false;
   bool operator==(const Mitigations&) const = default;
 };
 // The list's mitigations; nullopt for "auto". A name it does not know is an error naming it.

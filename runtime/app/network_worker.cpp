@@ -99,7 +99,9 @@ void NetworkWorker::load_batch(int64_t microbatch, int slot) {
 }
 
 float NetworkWorker::lr_of(int64_t update) const {
-  return staleness_.lr_scale * learning_rate(options_.schedule, updates_before_ + update);
+  const int64_t step = updates_before_ + update, ramp = options_.schedule.staleness_warmup_steps;
+  const float lr = staleness_.lr_scale * learning_rate(options_.schedule, step);
+  return staleness_.warmup && step < ramp ? lr * float(step + 1) / float(ramp) : lr;
 }
 
 layers::ParamsView NetworkWorker::pass_weights(int64_t microbatch, int part) {

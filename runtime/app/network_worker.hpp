@@ -69,6 +69,7 @@ struct StageStaleness {
   bool predict = false;   // predict: a pass d behind uses W - d * lr * velocity (d updates ahead)
   bool local = false;     // local (delayed averaging, d = 1): a pass uses the weights the next SGD step would
                           // give if this replica's own newest gradient were the average it waits for
+  bool warmup = false;    // warmup: the stage's rate ramps linearly over the run's first epoch
   float dc_lambda = 0;    // dc: the update's gradient g becomes g + lambda * g * g * (W_now - W_then), W_then
                           // the weights its first microbatch's forward used
 };

@@ -50,6 +50,7 @@ struct LrSchedule {
   float base = 0.1f;
   LrShape shape = LrShape::constant;
   int64_t warmup_steps = 0;        // linear ramp from base/warmup_steps to base
+  int64_t staleness_warmup_steps = 0;  // --staleness warmup: delayed stages ramp over these first steps (an epoch)
   int64_t total_steps = 1;         // cosine decays to 0 at the end
   std::vector<int64_t> milestones; // step shape: multiply by gamma at each of these steps
   float gamma = 0.1f;

@@ -54,7 +54,7 @@ Mitigations mitigations_for(const ParallelConfig& p, Pipeline pipeline) {
 std::string to_string(const Mitigations& m) {
   std::string names;
   for (auto [on, name] : {std::pair{m.lr_scale, "lr-scale"}, {m.momentum, "momentum"}, {m.predict, "predict"}, {m.local, "local"},
-                          {m.dc, "dc"}})
+                          {m.dc, "dc"}, {m.warmup, "warmup"}})
     if (on) names += (names.empty() ? "" : ",") + std::string(name);
   return names.empty() ? "none" : names;
 }

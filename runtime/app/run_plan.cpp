@@ -122,6 +122,7 @@ EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel
       s.momentum_cut = m.momentum ? float(delay) / float(1 + delay) : 0.0f;
       s.predict = m.predict;
       s.local = m.local;
+      s.warmup = m.warmup;
       s.dc_lambda = m.dc ? float(parallel.dc_lambda) : 0.0f;
     }
     schedule.staleness.push_back(s);

@@ -73,6 +73,7 @@ LrSchedule schedule_for(const TrainConfig& c, int64_t steps_per_epoch) {
   s.base = c.lr;
   s.shape = parse_lr_shape(c.lr_schedule);
   s.warmup_steps = int64_t(c.warmup_epochs * double(steps_per_epoch));
+  s.staleness_warmup_steps = steps_per_epoch;
   BATON_CHECK(!__builtin_mul_overflow(c.epochs, steps_per_epoch, &s.total_steps),
               "--epochs " << c.epochs << " of " << steps_per_epoch << " updates each overflow the update counter; "
                           << "choose fewer epochs");

@@ -26,6 +26,7 @@ constexpr int64_t kBatch = 8;
 constexpr int64_t kSteps = 6;
 constexpr float kLr = 0.05f;
 constexpr float kDcLambda = 0.5f;  // large enough that its term changes the weights visibly
+constexpr int64_t kStalenessWarmup = 4;  // updates over which --staleness warmup ramps (an epoch in a run)
 
 using FixedSource = test::FixedSource;
 
@@ -34,6 +35,7 @@ WorkerOptions worker_options() {
   o.network = layers::NetworkOptions{test::mode_backend(), 1, 1, 5};
   o.sgd = SgdOptions{0.9f, 1e-4f, false};
   o.schedule.base = kLr;
+  o.schedule.staleness_warmup_steps = kStalenessWarmup;
   return o;
 }
 
@@ -131,8 +133,8 @@ Outcome sequential_loop(const ModelSpec& model, FixedSource& data) {
 // version t (stale) or the forward's (PipeDream), then applies update t to its newest weights.
 // Mitigations of a stage with delay d = K - 1 - s: lr-scale lr / (1 + d); momentum mu - d / (1 + d);
 // predict: a pass t - v > 0 behind uses W(v) - (t - v) * lr * velocity(v); dc: the gradient g is
-// applied as g + lambda * g * g * (W(t) - W_then), W_then the weights its forward used.
-// With lag 2 it is the lock step (layerpipe): d = 2(K - 1 - s).
+// applied as g + lambda * g * g * (W(t) - W_then), W_then the weights its forward used; warmup: the
+// rate of update t < kStalenessWarmup is multiplied by (t + 1) / kStalenessWarmup. With lag 2 it is the lock step (layerpipe): d = 2(K - 1 - s).
 Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSource& data, Mitigations m = {},
                       int lag = 1) {
   auto nets = stage_networks(model, stages, kBatch);
@@ -148,11 +150,15 @@ Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSourc
     history[size_t(s)].emplace_back(nets[size_t(s)]->weights().begin(), nets[size_t(s)]->weights().end());
     velocities[size_t(s)].emplace_back(sgd.back().velocity().begin(), sgd.back().velocity().end());
   }
+  auto rate = [&](int s, int64_t t) {  // as the runtime ramps it
+    const bool ramps = m.warmup && s + 1 < stages && t < kStalenessWarmup;
+    return ramps ? lr[size_t(s)] * float(t + 1) / float(kStalenessWarmup) : lr[size_t(s)];
+  };
   std::vector<std::vector<float>> predicted(static_cast<size_t>(stages));
   auto pass_view = [&](int s, int64_t t, int64_t v) {
     const std::vector<float>& w = history[size_t(s)][size_t(v)];
     if (!m.predict || t == v) return layers::ParamsView{w.data(), uint64_t(1000 * s + v + 1)};
-    const float step = float(t - v) * lr[size_t(s)];
+    const float step = float(t - v) * rate(s, t);
     const std::vector<float>& velocity = velocities[size_t(s)][size_t(v)];
     predicted[size_t(s)].resize(w.size());
     for (size_t i = 0; i < w.size(); ++i) predicted[size_t(s)][i] = w[i] - step * velocity[i];
@@ -176,7 +182,7 @@ Outcome pipeline_loop(const ModelSpec& model, int stages, bool stash, FixedSourc
       if (m.dc && s + 1 < stages)
         for (size_t i = 0; i < g.size(); ++i)
           g[i] += kDcLambda * g[i] * g[i] * (next[i] - forward_weights[size_t(s)].data[i]);
-      sgd[size_t(s)].step(next, g, lr[size_t(s)]);
+      sgd[size_t(s)].step(next, g, rate(s, t));
       history[size_t(s)].push_back(std::move(next));
       velocities[size_t(s)].emplace_back(sgd[size_t(s)].velocity().begin(), sgd[size_t(s)].velocity().end());
     }
@@ -200,18 +206,19 @@ Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data, Mi
   if (m.momentum) options.momentum -= 0.5f;
   Sgd sgd(n, options);
   const float lr = m.lr_scale ? kLr / 2 : kLr;
+  auto rate = [&](int64_t u) { return m.warmup && u < kStalenessWarmup ? lr * float(u + 1) / float(kStalenessWarmup) : lr; };
   std::vector<float> pending, pending_at;  // the averaged gradient not yet applied, and where it was taken
   std::vector<std::vector<float>> own{size_t(replicas)};  // local: each replica's newest gradient
   Outcome out;
-  auto apply = [&](std::vector<float>& g) {
+  auto apply = [&](std::vector<float>& g, int64_t u) {
     if (m.dc)
       for (size_t i = 0; i < n; ++i) g[i] += kDcLambda * g[i] * g[i] * (weights[i] - pending_at[i]);
-    sgd.step(weights, g, lr);
+    sgd.step(weights, g, rate(u));
   };
   for (int64_t t = 0; t < kSteps; ++t) {
     std::vector<float> at = weights;
     if (m.predict && t > 0)
-      for (size_t i = 0; i < n; ++i) at[i] = weights[i] - lr * sgd.velocity()[i];
+      for (size_t i = 0; i < n; ++i) at[i] = weights[i] - rate(t) * sgd.velocity()[i];
     std::vector<float> average(n, 0.0f);
     for (int r = 0; r < replicas; ++r) {
       Network& net = *nets[size_t(r)][0];
@@ -219,7 +226,7 @@ Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data, Mi
       std::vector<float> replica_at = at;
       if (m.local && t > 0) {
         Sgd next = sgd;
-        next.step(replica_at, own[size_t(r)], lr);
+        next.step(replica_at, own[size_t(r)], rate(t - 1));
       }
       layers::ParamsView view{replica_at.data(), uint64_t(t + 1)};
       forward_chain(nets[size_t(r)], {view}, data.at(t), r * (kBatch / replicas), worker_key(t, r));
@@ -229,11 +236,11 @@ Outcome delayed_loop(const ModelSpec& model, int replicas, FixedSource& data, Mi
       own[size_t(r)].assign(net.grads().begin(), net.grads().end());
     }
     for (float& a : average) a /= float(replicas);
-    if (!pending.empty()) apply(pending);
+    if (!pending.empty()) apply(pending, t - 1);
     pending = average;
     pending_at = at;
   }
-  apply(pending);
+  apply(pending, kSteps - 1);
   out.weights = weights;
   return out;
 }
@@ -311,8 +318,8 @@ ParallelConfig mitigated(ParallelConfig p, const Mitigations& m) {
 }
 
 const std::vector<Mitigations> kPipelineMitigations = {
-    {.lr_scale = true}, {.momentum = true}, {.predict = true}, {.dc = true},
-    {.lr_scale = true, .predict = true, .dc = true}};
+    {.lr_scale = true}, {.momentum = true}, {.predict = true}, {.dc = true}, {.warmup = true},
+    {.lr_scale = true, .predict = true, .dc = true}, {.lr_scale = true, .predict = true, .warmup = true}};
 
 TEST_F(Emulation, LockStepForwardsSeeWeightsTwiceAsOldAsStale) {
   for (int stages : {2, 3}) {  // 3: stage 0's forwards 4 updates behind, within the 6 updates run
@@ -348,7 +355,8 @@ TEST_F(Emulation, DelayedAveragingMitigationsFollowTheirFormulas) {
   const Outcome unmitigated = delayed_loop(lenet_, 2, data_);
   for (const Mitigations& m : std::vector<Mitigations>{{.lr_scale = true}, {.momentum = true}, {.predict = true},
                                                        {.local = true}, {.momentum = true, .local = true},
-                                                       {.dc = true}, {.predict = true, .dc = true}}) {
+                                                       {.dc = true}, {.predict = true, .dc = true}, {.warmup = true},
+                                                       {.local = true, .warmup = true}}) {
     SCOPED_TRACE("delayed R=2 --staleness " + to_string(m));
     Outcome reference = delayed_loop(lenet_, 2, data_, m);
     Outcome delayed = run_mode(lenet_, mitigated(mode(1, 2, 1, "none", "delayed"), m), data_);

@@ -64,6 +64,7 @@ WorkerOptions common_options() {
   o.network = layers::NetworkOptions{test::mode_backend(), 1, 1, 3};
   o.sgd = SgdOptions{0.9f, 1e-4f, false};
   o.schedule.base = 0.05f;
+  o.schedule.staleness_warmup_steps = 4;  // --staleness warmup ramps within the kSteps updates
   return o;
 }
 
@@ -135,8 +136,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"dp_delayed_mitigated_2", "lenet5", kMnist,
              with_staleness(config(1, 2, "none", 2, "delayed"), "lr-scale,momentum,predict,dc")},
         Case{"dp_delayed_local_2", "lenet5", kMnist,
-             with_staleness(config(1, 2, "none", 2, "delayed"), "lr-scale,momentum,local")},
-        Case{"stale_mitigated_2", "lenet5", kMnist, with_staleness(config(2, 1, "stale"), "lr-scale,momentum,predict,dc")},
+             with_staleness(config(1, 2, "none", 2, "delayed"), "lr-scale,momentum,local,warmup")},
+        Case{"stale_mitigated_2", "lenet5", kMnist,
+             with_staleness(config(2, 1, "stale"), "lr-scale,momentum,predict,dc,warmup")},
         Case{"pipedream_predicted_2", "lenet5", kMnist, with_staleness(config(2, 1, "pipedream"), "predict,dc")},
         Case{"gpipe_2", "lenet5", kMnist, config(2, 1, "gpipe", 4)},
         Case{"zero_bubble_2", "lenet5", kMnist, config(2, 1, "zb", 4)},
