@@ -46,7 +46,7 @@ void EpochPipelines::restore(int64_t plateau_switch_epoch, double last_loss) {
 Mitigations mitigations_for(const ParallelConfig& p, Pipeline pipeline) {
   if (std::optional<Mitigations> chosen = parse_mitigations(p.staleness)) return *chosen;
   Mitigations m;
-  m.lr_scale = updates_every_microbatch(pipeline);
+  m.lr_scale = m.predict = m.warmup = updates_every_microbatch(pipeline);
   m.local = parse_averaging(p.dp) == Averaging::delayed;
   return m;
 }

@@ -38,8 +38,8 @@ class EpochPipelines {
   double last_loss_ = -1;
 };
 
-// The mitigations --staleness asks for in an epoch with this pipeline; "auto" is lr-scale for
-// stale, pipedream and layerpipe and local for delayed averaging (README, "Staleness mitigations").
+// The mitigations --staleness asks for in an epoch with this pipeline; "auto" is lr-scale,predict,warmup
+// for stale, pipedream and layerpipe and local for delayed averaging (README, "Staleness mitigations").
 Mitigations mitigations_for(const ParallelConfig& parallel, schedulers::Pipeline pipeline);
 
 std::string to_string(const Mitigations& mitigations);  // "lr-scale,predict", or "none"

@@ -366,10 +366,11 @@ TEST_F(Emulation, DelayedAveragingMitigationsFollowTheirFormulas) {
   }
 }
 
-TEST_F(Emulation, AutoStalenessIsLrScaleForPipelinesAndLocalForDelayedAveraging) {
+TEST_F(Emulation, AutoStalenessIsLrScalePredictWarmupForPipelinesAndLocalForDelayedAveraging) {
   ParallelConfig stale = mode(4, 1, 1, "stale"), delayed = mode(1, 2, 1, "none", "delayed");
   stale.staleness = delayed.staleness = "auto";
-  EXPECT_EQ(run_mode(lenet_, stale, data_).weights, pipeline_loop(lenet_, 4, false, data_, {.lr_scale = true}).weights);
+  EXPECT_EQ(run_mode(lenet_, stale, data_).weights,
+            pipeline_loop(lenet_, 4, false, data_, {.lr_scale = true, .predict = true, .warmup = true}).weights);
   EXPECT_EQ(run_mode(lenet_, delayed, data_).weights,
             delayed_loop(lenet_, 2, data_, {.local = true}).weights);
 }
