@@ -21,6 +21,7 @@ namespace {
 // The most ranks a configuration may have: far beyond any cluster, small enough that products of
 // ranks, microbatches and steps stay within 64 bits.
 constexpr int64_t kMaxRanks = int64_t(1) << 20;
+constexpr int kMaxPad = 1024;  // --pad: more would only make sides that overflow nothing useful
 
 // Boost.Program_options 1.74 fills an error's template by replacing each %placeholder% until none
 // is left, so an option name or value that itself holds one (--lr %value%, --x%canonical_option%)
@@ -241,6 +242,7 @@ void check_data(const TrainConfig& c, bool classes_given) {
   BATON_CHECK(c.synthetic_train >= 1, "--train-size must be at least 1, not " << c.synthetic_train);
   BATON_CHECK(c.synthetic_test >= 1, "--test-size must be at least 1 (accuracy is measured on it), not "
                                          << c.synthetic_test);
+  BATON_CHECK(c.pad >= 0 && c.pad <= kMaxPad, "--pad must be from 0 to " << kMaxPad << " pixels, not " << c.pad);
 }
 
 // stages x replicas x microbatches must fit the batch (and int), whatever the values.
@@ -331,7 +333,9 @@ Invocation parse_train(const std::vector<std::string>& args) {
       ("input-shape", po::value(&shape), "synthetic: image shape CxHxW (default: the model's own)")
       ("classes", po::value(&c.synthetic_classes), "synthetic: number of classes (default: the model's own)")
       ("train-size", po::value(&c.synthetic_train)->default_value(c.synthetic_train), "synthetic: training images")
-      ("test-size", po::value(&c.synthetic_test)->default_value(c.synthetic_test), "synthetic: test images");
+      ("test-size", po::value(&c.synthetic_test)->default_value(c.synthetic_test), "synthetic: test images")
+      ("pad", po::value(&c.pad)->default_value(c.pad),
+       "zero pixels added on every side of every image (2 turns Fashion-MNIST's 28x28 into the 32x32 VGG needs)");
   po::options_description optim("Optimisation");
   optim.add_options()
       ("epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")

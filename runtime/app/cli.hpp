@@ -53,6 +53,7 @@ struct TrainConfig {
   Dims synthetic_dims;  // empty: the model's natural input
   int synthetic_classes = 0;
   int64_t synthetic_train = 4096, synthetic_test = 1024;
+  int pad = 0;  // zero pixels added on every side of every image
   // optimisation
   int64_t epochs = 10;
   int64_t batch_size = 64;

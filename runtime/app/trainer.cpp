@@ -54,6 +54,7 @@ DataOptions data_options(const TrainConfig& c, const layers::ZooEntry& model, in
   o.synthetic_train = c.synthetic_train;
   o.synthetic_test = c.synthetic_test;
   o.seed = c.seed;
+  o.pad = c.pad;
   o.max_bytes = max_bytes;
   return o;
 }
@@ -64,7 +65,7 @@ layers::ModelSpec model_for(const std::string& name, const Dataset& data, const 
     return layers::build_model(name, data.image_dims, data.classes);
   } catch (const Error& e) {
     throw e.with_context("", "; choose a model made for " + dataset_name +
-                                 " (baton models lists each model's input) or a data set with larger images");
+                                 " (baton models lists each model's input), a data set with larger images, or --pad");
   }
 }
 

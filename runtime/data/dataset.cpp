@@ -605,11 +605,45 @@ const std::vector<std::string>& dataset_names() {
   return names;
 }
 
-DataSplit load_data(const DataOptions& options) {
+namespace {
+
+DataSplit load_unpadded(const DataOptions& options) {
   if (options.name == "fashion-mnist" || options.name == "mnist") return load_idx_data(options);
   if (options.name == "cifar10") return load_cifar10_data(options);
   if (options.name == "synthetic") return load_synthetic_data(options);
   BATON_FAIL("unknown dataset '" << options.name << "'; choose one of " << joined_names());
+}
+
+Dims padded_dims(const Dims& dims, int pad) { return {dims[0], dims[1] + 2 * pad, dims[2] + 2 * pad}; }
+
+}  // namespace
+
+DataSplit load_data(const DataOptions& options) {
+  DataSplit split = load_unpadded(options);
+  if (options.pad == 0) return split;
+  const Dims dims = padded_dims(split.train.image_dims, options.pad);
+  const int64_t bytes = checked_sum(data_bytes(split.train.size(), element_count(dims)),
+                                    data_bytes(split.test.size(), element_count(dims)));
+  BATON_CHECK(bytes >= 0 && (options.max_bytes <= 0 || bytes <= options.max_bytes),
+              "the data padded by --pad " << options.pad << " to " << to_string(dims) << " images needs "
+                                          << describe_bytes(bytes) << ", over " << describe_limit(options.max_bytes)
+                                          << "; pass a smaller --pad, or " << kRaiseLimit);
+  return {pad_images(split.train, options.pad), pad_images(split.test, options.pad)};
+}
+
+Dataset pad_images(const Dataset& data, int pad) {
+  BATON_CHECK(pad >= 0 && data.image_dims.size() == 3, "images of " << to_string(data.image_dims)
+                                                                    << " cannot be padded by " << pad);
+  Dataset padded{data.name, padded_dims(data.image_dims, pad), data.classes, {}, data.labels};
+  const int64_t channels = data.image_dims[0], h = data.image_dims[1], w = data.image_dims[2];
+  const int64_t out_h = padded.image_dims[1], out_w = padded.image_dims[2];
+  padded.images.assign(size_t(data.size() * padded.image_elements()), 0.0f);
+  for (int64_t plane = 0; plane < data.size() * channels; ++plane)
+    for (int64_t y = 0; y < h; ++y) {
+      const float* row = data.images.data() + (plane * h + y) * w;
+      std::copy_n(row, w, padded.images.data() + (plane * out_h + y + pad) * out_w + pad);
+    }
+  return padded;
 }
 
 Dataset read_idx(const std::string& images_path, const std::string& labels_path, const std::string& name,

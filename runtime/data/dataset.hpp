@@ -45,6 +45,7 @@ struct DataOptions {
   int64_t synthetic_train = 0;      // >= 1
   int64_t synthetic_test = 0;       // >= 0
   uint64_t seed = 0;                // synthetic only
+  int pad = 0;                      // zero pixels added on every side of every image (--pad)
   // The memory the training and test sets together may claim as float images + int32 labels
   // (synthetic data: also its class prototypes), checked against what the files announce or the
   // synthetic sizes ask for before anything is allocated; 0 = no limit. The CLI's --max-memory.
@@ -54,9 +55,13 @@ struct DataOptions {
 // "fashion-mnist", "mnist", "cifar10", "synthetic".
 const std::vector<std::string>& dataset_names();
 
-// Loads the training and test sets named by options.name; refuses, before reading any data, sets
-// whose announced size is over options.max_bytes (both sets together).
+// Loads the training and test sets named by options.name, padded by options.pad; refuses, before
+// reading any data, sets whose announced size is over options.max_bytes (both sets together), and
+// before padding, padded sets over it.
 DataSplit load_data(const DataOptions& options);
+
+// The images with `pad` zero pixels added on every side: {C, H, W} becomes {C, H + 2 pad, W + 2 pad}.
+Dataset pad_images(const Dataset& data, int pad);
 
 // One IDX pair (images magic 0x00000803, labels magic 0x00000801, 10 classes); each file may be
 // gzipped or plain. The headers are checked first: at least one image, sides 1..32768, the sizes

@@ -93,6 +93,7 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"seed_negative", "train --seed -1", "--seed takes a whole number"},
         Bad{"shape_trailing_x", "train --dataset synthetic --input-shape 1x28x28x", "--input-shape expects numbers"},
         Bad{"newline_in_value", "train --model \"$(printf 'lenet\\n5')\"", "unknown model 'lenet\\n5'"},
+        Bad{"pad_negative", "train --pad -1" + kTiny, "--pad must be from 0 to 1024 pixels, not -1"},
         // Mitigations that cannot combine, or do not apply to the mode.
         Bad{"local_without_delay", "train --replicas 2 --emulate --staleness local" + kTiny,
             "--staleness local predicts from the gradient delayed averaging has not yet applied"},

@@ -100,5 +100,20 @@ TEST(Training, CommandLineOverridesTheConfigFile) {
   fs::remove_all(dir);
 }
 
+// VGG-11 cannot take 28x28 images (its fifth max-pool would get 1x1); --pad 2 makes them 32x32.
+TEST(Training, PaddingLetsVgg11TrainOn28By28Images) {
+  const fs::path dir = fs::temp_directory_path() / "baton_pad_test";
+  fs::create_directories(dir);
+  const std::string run = "train --model vgg11 --dataset synthetic --input-shape 1x28x28 --train-size 64 --test-size 32 "
+                          "--batch-size 32 --epochs 1 --threads 1 --metrics " + (dir / "m.jsonl").string();
+  test::RunResult unpadded = test::run_baton(run);
+  EXPECT_NE(unpadded.exit_code, 0);
+  EXPECT_NE(unpadded.err.find("or --pad"), std::string::npos) << unpadded.err;
+  test::RunResult padded = test::run_baton(run + " --pad 2");
+  ASSERT_EQ(padded.exit_code, 0) << padded.err;
+  EXPECT_EQ(of_kind(read_events(dir / "m.jsonl"), "epoch").size(), 1u);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace baton

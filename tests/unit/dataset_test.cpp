@@ -297,6 +297,40 @@ TEST(Synthetic, IsDeterministicInRangeAndSplitsDisjointly) {
   EXPECT_NE(load_data(options).train.images, first.train.images);
 }
 
+// --pad: each image in the middle of a zero frame, value for value; labels and order unchanged.
+TEST(Padding, PutsEveryImageInAZeroFrame) {
+  DataOptions options{.name = "synthetic", .synthetic_dims = {2, 3, 4}, .synthetic_classes = 5,
+                      .synthetic_train = 6, .synthetic_test = 2, .seed = 7};
+  const DataSplit plain = load_data(options);
+  options.pad = 2;
+  const DataSplit padded = load_data(options);
+  EXPECT_EQ(padded.train.image_dims, (Dims{2, 7, 8}));
+  EXPECT_EQ(padded.train.labels, plain.train.labels);
+  EXPECT_EQ(padded.test.size(), 2);
+  int64_t frame_nonzero = 0, mismatches = 0;
+  for (int64_t plane = 0; plane < 6 * 2; ++plane)
+    for (int64_t y = 0; y < 7; ++y)
+      for (int64_t x = 0; x < 8; ++x) {
+        const float value = padded.train.images[size_t((plane * 7 + y) * 8 + x)];
+        const bool inside = y >= 2 && y < 5 && x >= 2 && x < 6;
+        if (!inside) frame_nonzero += value != 0.0f;
+        if (inside) mismatches += value != plain.train.images[size_t((plane * 3 + y - 2) * 4 + x - 2)];
+      }
+  EXPECT_EQ(frame_nonzero, 0);
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(Padding, PaddedSetsOverTheLimitAreRefusedByName) {
+  DataOptions options{.name = "synthetic", .synthetic_dims = {1, 4, 4}, .synthetic_classes = 2,
+                      .synthetic_train = 10, .synthetic_test = 10, .seed = 1};
+  options.max_bytes = 2000;  // 20 images of 16 values: 1360 bytes; padded by 2 to 8x8: 5200
+  EXPECT_EQ(load_data(options).train.size(), 10);
+  options.pad = 2;
+  const std::string message = error_of([&] { load_data(options); });
+  EXPECT_NE(message.find("--pad 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("1x8x8"), std::string::npos) << message;
+}
+
 // A nearest-class-mean classifier fitted on the training set must score well on the test set.
 TEST(Synthetic, LabelsAreLearnable) {
   const int classes = 10;
