@@ -3,12 +3,15 @@
 #  A. hiding gradient averaging: AlexNet over 2 "hosts" joined by a 1 Gbit/s link (jobs/virtual_cluster.sh,
 #     needs root): t_compute and t_comm measured alone, then sync, overlap and delayed averaging steps with
 #     both progress strategies; prints step / max(t_compute, t_comm) and the exposed communication.
-#  B. pipelining: a 2-stage stale ResNet-56 pipeline on 2 ranks against 1 rank, 1 thread each, alternating.
-# Usage: bench/mpi_bench.sh [A] [B]   (default both); BATON=path/to/baton, ROUNDS=3.
+#  B. pipelining: a 2-stage stale ResNet-56 pipeline on 2 ranks against 1 rank, 1 thread each, alternating,
+#     over UPDATES updates per run (default 200: the pipe fills and drains once per run, as once per epoch
+#     in training, so a short run would charge it a share an epoch of 781-937 updates never pays).
+# Usage: bench/mpi_bench.sh [A] [B]   (default both); BATON=path/to/baton, ROUNDS=3, UPDATES=200.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 baton="$(realpath "${BATON:-$repo/build/runtime/baton}")"
 rounds="${ROUNDS:-3}"
+updates="${UPDATES:-200}"
 parts=("$@")
 ((${#parts[@]})) || parts=(A B)
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -40,7 +43,8 @@ hiding() {
 }
 
 pipelining() {
-  local bench=(--model resnet56 --batch-size 64 --threads 1 --iterations 40 --warmup 2 --repeats 1) one=() two=() three=()
+  local bench=(--model resnet56 --batch-size 64 --threads 1 --iterations "$updates" --warmup 2 --repeats 1) one=() two=()
+  local three=()
   local costs round
   costs="$(mktemp --suffix=.json)"
   # The costs of two ranks computing at once, as the pipeline's two stages do.
@@ -56,10 +60,10 @@ pipelining() {
   a="$(median "${one[@]}")"
   b="$(median "${two[@]}")"
   c="$(median "${three[@]}")"
-  predicted="$("$baton" simulate "${bench[@]:0:4}" --iterations 40 --costs "$costs" --stages 2 --pipeline stale \
+  predicted="$("$baton" simulate "${bench[@]:0:4}" --iterations "$updates" --costs "$costs" --stages 2 --pipeline stale \
     --partition-by "$costs" | sed -n 2,3p)"
   rm -f "$costs"
-  echo "B. ResNet-56, batch 64, 1 thread per rank, shared memory, median of $rounds alternating runs of 40 updates"
+  echo "B. ResNet-56, batch 64, 1 thread per rank, shared memory, median of $rounds alternating runs of $updates updates"
   printf '   1 rank %.1f images/s; 2-stage stale pipeline, stages balanced by measured time: %.1f images/s (%.2fx);\n' \
     "$a" "$b" "$(calc "$b / $a")"
   printf '   balanced by a cost file with what crosses each cut: %.1f images/s (%.2fx)\n' "$c" "$(calc "$c / $a")"
