@@ -21,7 +21,7 @@ namespace {
 // The most ranks a configuration may have: far beyond any cluster, small enough that products of
 // ranks, microbatches and steps stay within 64 bits.
 constexpr int64_t kMaxRanks = int64_t(1) << 20;
-constexpr int kMaxPad = 1024;  // --pad: more would only make sides that overflow nothing useful
+constexpr int kMaxPad = 1024;  // --pad: far beyond any frame a model needs; keeps padded sides small
 
 // Boost.Program_options 1.74 fills an error's template by replacing each %placeholder% until none
 // is left, so an option name or value that itself holds one (--lr %value%, --x%canonical_option%)
