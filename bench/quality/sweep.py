@@ -348,9 +348,12 @@ def band(pyplot_axes, xs, series, label):
 
 
 def step_losses(output, name, seed):
-    """{update: loss} of one run's step events."""
-    events = baton_metrics.read_events(os.path.join(seed_folder(output, name, seed), "metrics.jsonl"))
-    return {event["update"]: event["loss"] for event in baton_metrics.of_kind(events, "step")}
+    """{update: loss} of one run's step events; None when its metrics file is gone (results.jsonl is
+    committed, runs/ is not, so a checkout holds the results of runs whose metrics it lacks)."""
+    path = os.path.join(seed_folder(output, name, seed), "metrics.jsonl")
+    if not os.path.exists(path):
+        return None
+    return {event["update"]: event["loss"] for event in baton_metrics.of_kind(baton_metrics.read_events(path), "step")}
 
 
 def plot_accuracy(pyplot, runs, by_run, path):
@@ -368,10 +371,17 @@ def plot_accuracy(pyplot, runs, by_run, path):
 
 
 def plot_loss(pyplot, runs, by_run, output, path):
+    """Draws the group's loss curves; keeps the existing plot (returns None) when a run's metrics are gone."""
+    curves = {(run.name, record["seed"]): step_losses(output, run.name, record["seed"])
+              for run in runs for record in by_run[run.name]}
+    gone = [f"{name} seed {seed}" for (name, seed), losses in curves.items() if losses is None]
+    if gone:
+        print(f"kept {path}: the metrics of {', '.join(gone)} are not in {output}/runs, so its curves cannot be redrawn")
+        return None
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
     drawn = 0
     for run in runs:
-        losses = [step_losses(output, run.name, record["seed"]) for record in by_run[run.name]]
+        losses = [curves[(run.name, record["seed"])] for record in by_run[run.name]]
         updates = sorted(set.intersection(*(set(seed_losses) for seed_losses in losses)))
         if updates:
             band(axes, updates, [[seed_losses[u] for u in updates] for seed_losses in losses], run.name)
@@ -394,8 +404,10 @@ def write_plots(plan, records, output):
         runs = [run for run in plan.runs if group in run.groups and by_run[run.name]]
         if runs:
             stem = os.path.join(output, "plots", re.sub(r"[^A-Za-z0-9_.-]+", "-", group))
-            written += [plot_accuracy(pyplot, runs, by_run, stem + ".png"),
-                        plot_loss(pyplot, runs, by_run, output, stem + "-loss.png")]
+            written.append(plot_accuracy(pyplot, runs, by_run, stem + ".png"))
+            loss_plot = plot_loss(pyplot, runs, by_run, output, stem + "-loss.png")
+            if loss_plot:
+                written.append(loss_plot)
     return written
 
 

@@ -154,6 +154,40 @@ class SmokeSweep(PngChecks):
 
 @unittest.skipIf(*NEEDS)
 @unittest.skipIf(*NEEDS_BATON)
+class SweepOfACheckout(PngChecks):
+    """results.jsonl is committed and runs/ is not: a sweep of one run in a checkout that lacks the
+    others' metrics still writes the table and the accuracy plot, and keeps the loss plot it cannot redraw."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.output = os.path.join(cls.tmp.name, "sweep")
+        plan = os.path.join(QUALITY, "smoke.json")
+        cls.first = tool("sweep.py", plan, "--output", cls.output, "--baton", baton_binary())
+        cls.loss_plot = os.path.join(cls.output, "plots", "smoke-loss.png")
+        with open(cls.loss_plot, "rb") as f:
+            cls.loss_plot_before = f.read()
+        shutil.rmtree(os.path.join(cls.output, "runs", "sequential"))
+        cls.again = tool("sweep.py", plan, "--output", cls.output, "--baton", baton_binary(), "--only", "stale2")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_keeps_the_loss_plot_and_says_why(self):
+        self.assertEqual(self.first[0], 0, self.first[1] + self.first[2])
+        status, out, err = self.again
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("kept " + self.loss_plot + ": the metrics of sequential seed 1, sequential seed 2 are not in", out)
+        with open(self.loss_plot, "rb") as f:
+            self.assertEqual(f.read(), self.loss_plot_before)
+        self.assertIn("wrote " + os.path.join(self.output, "results.md"), out)
+        self.assertPng(os.path.join(self.output, "plots", "smoke.png"))
+        self.assertEqual(len(table_rows(os.path.join(self.output, "results.md"))), 3)
+
+
+@unittest.skipIf(*NEEDS)
+@unittest.skipIf(*NEEDS_BATON)
 class InterruptedSweep(PngChecks):
     """A run stopped at its epoch-1 checkpoint (exit 75) resumes there in the next sweep; a run
     baton refuses is reported with baton's message and makes the sweep's status non-zero."""
