@@ -174,8 +174,8 @@ po::options_description parallel_options(ParallelConfig& p) {
       ("bucket-mb", po::value(&p.bucket_mb)->default_value(p.bucket_mb), "gradient bucket size for overlap and sharded")
       ("staleness", po::value(&p.staleness)->default_value(p.staleness),
        "what a stage whose weights are d updates behind does about it: auto (stale, pipedream, layerpipe: "
-       "lr-scale,predict,warmup; "
-       "delayed averaging: local), none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / (1 + d)), "
+       "predict,warmup, and lr-scale too when a stage is more than 3 updates behind; delayed averaging: local), "
+       "none, or a list of lr-scale (lr / (1 + d)), momentum (momentum - d / (1 + d)), "
        "predict (passes use W - d * lr * velocity), local (delayed averaging: passes use the weights the next step "
        "would give if this replica's own newest gradient were the average), dc (g + lambda * g * g * (W_now - "
        "W_then), W_then the weights of the update's first forward) and warmup (the stage's rate ramps linearly over "

@@ -1,6 +1,7 @@
 // Implementation of the per-epoch schedule choice and of `baton schedule`.
 #include "runtime/app/parallel_plan.hpp"
 
+#include <algorithm>
 #include <iomanip>
 #include <ostream>
 
@@ -43,12 +44,24 @@ void EpochPipelines::restore(int64_t plateau_switch_epoch, double last_loss) {
   last_loss_ = last_loss;
 }
 
-Mitigations mitigations_for(const ParallelConfig& p, Pipeline pipeline) {
-  if (std::optional<Mitigations> chosen = parse_mitigations(p.staleness)) return *chosen;
+// auto slows the delayed stages only when a stage is more than this many updates behind: up to it,
+// prediction and warm-up alone keep LeNet-5 within 0.2 points; beyond it they diverge (README).
+constexpr int64_t kAutoLrScaleAboveDelay = 3;
+
+std::vector<Mitigations> mitigations_for(const ParallelConfig& p, Pipeline pipeline,
+                                         const std::vector<int64_t>& forward_delays) {
   Mitigations m;
-  m.lr_scale = m.predict = m.warmup = updates_every_microbatch(pipeline);
-  m.local = parse_averaging(p.dp) == Averaging::delayed;
-  return m;
+  if (std::optional<Mitigations> chosen = parse_mitigations(p.staleness)) {
+    m = *chosen;
+  } else {
+    const int64_t largest_delay = *std::max_element(forward_delays.begin(), forward_delays.end());
+    m.predict = m.warmup = updates_every_microbatch(pipeline);
+    m.lr_scale = m.predict && largest_delay > kAutoLrScaleAboveDelay;
+    m.local = parse_averaging(p.dp) == Averaging::delayed;
+  }
+  std::vector<Mitigations> of_stage;
+  for (int64_t delay : forward_delays) of_stage.push_back(delay > 0 ? m : Mitigations{});
+  return of_stage;
 }
 
 std::string to_string(const Mitigations& m) {

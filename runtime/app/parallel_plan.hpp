@@ -38,9 +38,12 @@ class EpochPipelines {
   double last_loss_ = -1;
 };
 
-// The mitigations --staleness asks for in an epoch with this pipeline; "auto" is lr-scale,predict,warmup
-// for stale, pipedream and layerpipe and local for delayed averaging (README, "Staleness mitigations").
-Mitigations mitigations_for(const ParallelConfig& parallel, schedulers::Pipeline pipeline);
+// Per stage, the mitigations --staleness asks for in an epoch with this pipeline and these forward
+// delays: none for a stage without delay. "auto" is predict,warmup for stale, pipedream and layerpipe,
+// with lr-scale too when some stage is more than 3 updates behind, and local for delayed averaging
+// (README, "Staleness mitigations").
+std::vector<Mitigations> mitigations_for(const ParallelConfig& parallel, schedulers::Pipeline pipeline,
+                                         const std::vector<int64_t>& forward_delays);
 
 std::string to_string(const Mitigations& mitigations);  // "lr-scale,predict", or "none"
 

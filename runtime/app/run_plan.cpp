@@ -113,18 +113,19 @@ EpochSchedule schedule_epoch(const RunPlan& plan, const ParallelConfig& parallel
   EpochSchedule schedule;
   schedule.programs = build_programs(config);
   validate(schedule.programs, config);
-  const Mitigations m = mitigations_for(parallel, config.pipeline);
-  for (int64_t delay : forward_delays(schedule.programs, config)) {
+  const std::vector<int64_t> delays = forward_delays(schedule.programs, config);
+  const std::vector<Mitigations> mitigations = mitigations_for(parallel, config.pipeline, delays);
+  for (size_t stage = 0; stage < delays.size(); ++stage) {
+    const int64_t delay = delays[stage];
+    const Mitigations& m = mitigations[stage];
     StageStaleness s;
     s.delay = delay;
-    if (delay > 0) {
-      s.lr_scale = m.lr_scale ? 1.0f / float(1 + delay) : 1.0f;
-      s.momentum_cut = m.momentum ? float(delay) / float(1 + delay) : 0.0f;
-      s.predict = m.predict;
-      s.local = m.local;
-      s.warmup = m.warmup;
-      s.dc_lambda = m.dc ? float(parallel.dc_lambda) : 0.0f;
-    }
+    s.lr_scale = m.lr_scale ? 1.0f / float(1 + delay) : 1.0f;
+    s.momentum_cut = m.momentum ? float(delay) / float(1 + delay) : 0.0f;
+    s.predict = m.predict;
+    s.local = m.local;
+    s.warmup = m.warmup;
+    s.dc_lambda = m.dc ? float(parallel.dc_lambda) : 0.0f;
     schedule.staleness.push_back(s);
   }
   return schedule;

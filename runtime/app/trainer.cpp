@@ -146,7 +146,7 @@ namespace {
 // gradient, averaged gradient and momentum (4 copies), plus the stashes PipeDream keeps.
 nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& plan, const std::vector<StageInfo>& info,
                                const ParallelConfig& p, schedulers::Pipeline first_epoch) {
-  const std::string mitigations = to_string(mitigations_for(p, first_epoch));
+  const std::vector<Mitigations> mitigations = mitigations_for(p, first_epoch, plan.forward_delays);
   auto layer_names = [&](int first, int last) {
     return first + 1 == last ? model.nodes[size_t(first)].name
                              : model.nodes[size_t(first)].name + " .. " + model.nodes[size_t(last - 1)].name;
@@ -161,7 +161,7 @@ nlohmann::json describe_stages(const layers::ModelSpec& model, const RunPlan& pl
                       {"layer_count", last - first},
                       {"params", stage.params},
                       {"forward_delay", plan.forward_delays[size_t(s)]},
-                      {"mitigations", plan.forward_delays[size_t(s)] > 0 ? mitigations : "none"},
+                      {"mitigations", to_string(mitigations[size_t(s)])},
                       {"activation_bytes", stage.activation_bytes},
                       {"weight_bytes", stage.params * int64_t(sizeof(float)) * (4 + stashes)}});
   }

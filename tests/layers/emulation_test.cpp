@@ -366,11 +366,16 @@ TEST_F(Emulation, DelayedAveragingMitigationsFollowTheirFormulas) {
   }
 }
 
-TEST_F(Emulation, AutoStalenessIsLrScalePredictWarmupForPipelinesAndLocalForDelayedAveraging) {
-  ParallelConfig stale = mode(4, 1, 1, "stale"), delayed = mode(1, 2, 1, "none", "delayed");
-  stale.staleness = delayed.staleness = "auto";
+// auto: predict,warmup on a pipeline's delayed stages, with lr-scale too when one of them is more
+// than 3 updates behind (the lock step at K = 3: 4 and 2); local for delayed averaging.
+TEST_F(Emulation, AutoStalenessIsPredictWarmupPlusLrScaleBeyondDelay3ForPipelinesAndLocalForDelayedAveraging) {
+  ParallelConfig stale = mode(4, 1, 1, "stale"), lock_step = mode(3, 1, 1, "layerpipe");
+  ParallelConfig delayed = mode(1, 2, 1, "none", "delayed");
+  stale.staleness = lock_step.staleness = delayed.staleness = "auto";
   EXPECT_EQ(run_mode(lenet_, stale, data_).weights,
-            pipeline_loop(lenet_, 4, false, data_, {.lr_scale = true, .predict = true, .warmup = true}).weights);
+            pipeline_loop(lenet_, 4, false, data_, {.predict = true, .warmup = true}).weights);
+  EXPECT_EQ(run_mode(lenet_, lock_step, data_).weights,
+            pipeline_loop(lenet_, 3, false, data_, {.lr_scale = true, .predict = true, .warmup = true}, 2).weights);
   EXPECT_EQ(run_mode(lenet_, delayed, data_).weights,
             delayed_loop(lenet_, 2, data_, {.local = true}).weights);
 }
