@@ -33,10 +33,12 @@ ModelShapes infer_shapes(const ModelSpec& model, int64_t batch) {
   return shapes;
 }
 
-int64_t count_params(const ModelSpec& model) {
+int64_t count_params(const ModelSpec& model) { return count_params(model, 0, int(model.nodes.size())); }
+
+int64_t count_params(const ModelSpec& model, int first, int last) {
   ModelShapes shapes = infer_shapes(model, 1);
   int64_t total = 0;
-  for (size_t i = 0; i < model.nodes.size(); ++i) total += param_count(model.nodes[i].layer, shapes.inputs[i]);
+  for (int i = first; i < last; ++i) total += param_count(model.nodes[size_t(i)].layer, shapes.inputs[size_t(i)]);
   return total;
 }
 

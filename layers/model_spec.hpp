@@ -34,6 +34,7 @@ struct ModelShapes {
 ModelShapes infer_shapes(const ModelSpec& model, int64_t batch);
 
 int64_t count_params(const ModelSpec& model);
+int64_t count_params(const ModelSpec& model, int first, int last);  // of nodes [first, last)
 
 // A parameter or state tensor of the model under PyTorch's name, "<node>.<tensor>" (e.g.
 // "layer1.0.conv1.weight", "bn1.running_var"): what checkpoints and exported weights are keyed by.

@@ -164,6 +164,19 @@ TEST(BadInput, ADivergingRunKeepsItsCheckpoints) {
   fs::remove_all(dir);
 }
 
+// AlexNet's 28.7 M parameters over 2 emulated replicas: about 1.28 GiB without mitigations, and
+// `local` holds 2 more copies per replica (0.43 GiB), so 1.5 GiB fits one and refuses the other.
+TEST(BadInput, MaxMemoryCountsTheBuffersOfStalenessMitigations) {
+  const std::string bench = "bench --model alexnet --batch-size 4 --replicas 2 --dp delayed --emulate --iterations 1 "
+                            "--repeats 1 --warmup 0 --max-memory 1.5 --staleness ";
+  test::RunResult none = test::run_baton(bench + "none", 60);
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+  test::RunResult local = test::run_baton(bench + "local", 60);
+  EXPECT_NE(local.exit_code, 0);
+  EXPECT_EQ(std::count(local.err.begin(), local.err.end(), '\n'), 1) << local.err;
+  EXPECT_NE(local.err.find("more than --max-memory 1.50 GiB"), std::string::npos) << local.err;
+}
+
 TEST(BadInput, DelayedAveragingOnOneReplicaSaysWhatItDoes) {
   test::RunResult r = test::run_baton("train --dp delayed" + kTiny, 60);
   EXPECT_EQ(r.exit_code, 0) << r.err;
