@@ -92,6 +92,18 @@ std::vector<int64_t> forward_delays_of(const RunPlan& plan, const ParallelConfig
   return schedulers::forward_delays(build_programs(c), c);
 }
 
+double stage_bytes(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& parallel,
+                   Pipeline pipeline, int stage) {
+  const auto [first, last] = plan.stages[size_t(stage)];
+  const int slots = plan.slots[size_t(stage)];
+  const int64_t delay = plan.forward_delays[size_t(stage)];
+  const Mitigations m = mitigations_for(parallel, pipeline, plan.forward_delays)[size_t(stage)];
+  const int64_t stashes = pipeline == Pipeline::pipedream ? slots - 1 : 0;
+  const int64_t copies = stashes + int64_t(m.predict || m.local) + int64_t(m.local) + (m.dc ? delay + 1 : 0);
+  return layers::training_bytes(model, first, last, plan.microbatch, slots) +
+         double(sizeof(float)) * double(copies) * double(layers::count_params(model, first, last));
+}
+
 WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelConfig& parallel,
                                  const WorkerOptions& common) {
   const int stage = stage_of(rank, parallel.stages);

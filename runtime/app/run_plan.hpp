@@ -36,6 +36,14 @@ std::vector<int> part_counts(const RunPlan& plan);
 std::vector<int64_t> forward_delays_of(const RunPlan& plan, const ParallelConfig& parallel,
                                        schedulers::Pipeline pipeline);
 
+// An estimate, before anything is allocated, of the bytes a rank of `stage` claims when its first
+// epoch runs `pipeline`: training_bytes (weights, gradient, optimizer state, slots), PipeDream's
+// stashed weight versions, and the buffers of the staleness mitigations the stage applies: the
+// weights its passes use (predict, local), the replica's own gradient (local) and dc's weights per
+// update in flight.
+double stage_bytes(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& parallel,
+                   schedulers::Pipeline pipeline, int stage);
+
 // The worker options of world rank `rank` (stage rank % K of replica rank / K).
 WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelConfig& parallel,
                                  const WorkerOptions& common);

@@ -8,7 +8,6 @@
 #include <iomanip>
 #include <map>
 #include <memory>
-#include <numeric>
 #include <sstream>
 #include <tuple>
 
@@ -164,15 +163,6 @@ void account(const Program& program, const Simulation& sim, StagePrediction& sta
   stage.bubble = std::max(0.0, 1.0 - stage.busy - stage.communication);
 }
 
-// Weights, gradient, optimizer state and slots (training_bytes), plus PipeDream's stashed versions.
-double peak_bytes(const Scenario& s, const RunPlan& plan, const StageCost& cost, int stage, Pipeline pipeline) {
-  const auto [first, last] = plan.stages[size_t(stage)];
-  const int slots = plan.slots[size_t(stage)];
-  const double bytes = layers::training_bytes(s.model, first, last, plan.microbatch, slots);
-  if (pipeline != Pipeline::pipedream) return bytes;
-  return bytes + double(slots - 1) * std::accumulate(cost.part_bytes.begin(), cost.part_bytes.end(), 0.0);
-}
-
 void write_timeline(const std::vector<Program>& programs, const Simulation& sim, Timeline& timeline) {
   for (const Program& p : programs) {
     timeline.name_row(p.rank, "rank " + std::to_string(p.rank) + ": stage " + std::to_string(p.stage) + ", replica 0");
@@ -230,7 +220,7 @@ Prediction predict(const Scenario& s, Timeline* timeline) {
   for (const Program& program : programs) {
     StagePrediction stage;
     account(program, sim, stage);
-    stage.peak_bytes = peak_bytes(s, plan, stages[size_t(program.stage)], program.stage, pipeline);
+    stage.peak_bytes = stage_bytes(s.model, plan, p, pipeline, program.stage);
     stage.forward_delay = plan.forward_delays[size_t(program.stage)];
     prediction.stages.push_back(stage);
   }

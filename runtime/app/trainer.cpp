@@ -238,13 +238,6 @@ void check_memory(double bytes, int64_t limit, const std::string& what, const st
                                                  << " GiB; " << fix << ", or raise --max-memory");
 }
 
-// What a stage's staleness mitigations hold beside training_bytes: the weights its passes use
-// (predict, local), the replica's own gradient (local) and dc's weights per update in flight.
-double mitigation_bytes(const Mitigations& m, int64_t delay, int64_t params) {
-  const int64_t copies = int64_t(m.predict || m.local) + int64_t(m.local) + (m.dc ? delay + 1 : 0);
-  return double(sizeof(float)) * double(copies) * double(params);
-}
-
 // The run plan, once the memory it implies for this process's ranks (all of them in one process,
 // else this MPI rank's stage) fits the limit together with `data_bytes` already held.
 RunPlan plan_within_memory(const layers::ModelSpec& model, const ParallelConfig& p, int64_t batch_size, int64_t epochs,
@@ -259,14 +252,10 @@ RunPlan plan_within_memory(const layers::ModelSpec& model, const ParallelConfig&
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   const bool here = runs_here(p);
-  const std::vector<Mitigations> mitigations = mitigations_for(p, pipeline_for_epoch(p, 1, epochs), plan.forward_delays);
+  const schedulers::Pipeline first_epoch = pipeline_for_epoch(p, 1, epochs);
   double bytes = data_bytes;
-  for (int r = here ? 0 : rank; r < (here ? p.stages * p.replicas : rank + 1); ++r) {
-    const size_t stage = size_t(r % p.stages);
-    auto [first, last] = plan.stages[stage];
-    bytes += layers::training_bytes(model, first, last, plan.microbatch, plan.slots[stage]) +
-             mitigation_bytes(mitigations[stage], plan.forward_delays[stage], layers::count_params(model, first, last));
-  }
+  for (int r = here ? 0 : rank; r < (here ? p.stages * p.replicas : rank + 1); ++r)
+    bytes += stage_bytes(model, plan, p, first_epoch, r % p.stages);
   check_memory(bytes, limit, what, fix);
   return plan;
 }

@@ -159,5 +159,30 @@ TEST(Simulate, PipeDreamStashesOneWeightCopyPerExtraMicrobatchInFlight) {
   EXPECT_DOUBLE_EQ(b.stages[2].peak_bytes, a.stages[2].peak_bytes);
 }
 
+// Beside training_bytes, a delayed stage holds predict's weights (1 copy), dc's weights per update
+// in flight (delay + 1) or local's weights and own gradient (2); a stage without delay none.
+TEST(Simulate, PeakMemoryHoldsTheBuffersOfStalenessMitigations) {
+  const layers::ModelSpec model = lenet5();
+  const CostProfile profile = chosen_profile(model);
+  auto peaks = [&](ParallelConfig p, const std::string& staleness) {
+    p.staleness = staleness;
+    std::vector<double> bytes;
+    for (const StagePrediction& s : predict(Scenario{model, profile, {}, p, 64, 6}).stages) bytes.push_back(s.peak_bytes);
+    return bytes;
+  };
+  ParallelConfig stale = parallel(3, 1, "stale", "sync");
+  stale.partition = "pool1,fc1";
+  const double w0 = params_of(model, 0, 3) * sizeof(float), w1 = params_of(model, 3, 7) * sizeof(float);
+  const std::vector<double> none = peaks(stale, "none"), automatic = peaks(stale, "auto"), dc = peaks(stale, "dc");
+  EXPECT_DOUBLE_EQ(automatic[0] - none[0], w0);  // auto is predict,warmup at these delays (2, 1, 0)
+  EXPECT_DOUBLE_EQ(automatic[1] - none[1], w1);
+  EXPECT_DOUBLE_EQ(automatic[2], none[2]);
+  EXPECT_DOUBLE_EQ(dc[0] - none[0], 3 * w0);
+  EXPECT_DOUBLE_EQ(dc[1] - none[1], 2 * w1);
+  const ParallelConfig delayed = parallel(1, 2, "none", "delayed");
+  const double w = params_of(model, 0, int(model.nodes.size())) * sizeof(float);
+  EXPECT_DOUBLE_EQ(peaks(delayed, "local")[0] - peaks(delayed, "none")[0], 2 * w);
+}
+
 }  // namespace
 }  // namespace baton
