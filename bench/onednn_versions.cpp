@@ -155,6 +155,13 @@ std::vector<Pass> case_passes(const Case& c, const dnnl::engine& engine, dnnl::a
   return passes;
 }
 
+void print_row(const std::string& version, const char* name, const std::string& pass, const std::string& median_ms,
+               const std::string& impl) {
+  std::printf("{\"onednn\": \"%s\", \"case\": \"%s\", \"pass\": \"%s\", \"median_ms\": %s, \"impl\": \"%s\"}\n",
+              version.c_str(), name, pass.c_str(), median_ms.c_str(), impl.c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,22 +180,19 @@ int main(int argc, char** argv) {
     std::snprintf(name, sizeof name, "%s %ldx%ldx%ldx%ld -> %ld k%lds%ldp%ld", c.model, long(c.n), long(c.c_in),
                   long(c.h), long(c.w), long(c.c_out), long(c.kernel), long(c.stride), long(c.pad));
     // baton runs 3x3 stride-1 convolutions of multiples of 16 channels on Winograd where it is faster.
-    const bool winograd = c.kernel == 3 && c.stride == 1 && c.c_in % 16 == 0 && c.c_out % 16 == 0;
-    for (dnnl::algorithm algorithm : {dnnl::algorithm::convolution_direct, dnnl::algorithm::convolution_winograd}) {
-      if (algorithm == dnnl::algorithm::convolution_winograd && !winograd) continue;
+    std::vector<dnnl::algorithm> algorithms{dnnl::algorithm::convolution_direct};
+    if (c.kernel == 3 && c.stride == 1 && c.c_in % 16 == 0 && c.c_out % 16 == 0)
+      algorithms.push_back(dnnl::algorithm::convolution_winograd);
+    for (dnnl::algorithm algorithm : algorithms) {
       std::vector<Pass> passes;
       try {
         passes = case_passes(c, engine, algorithm);
-      } catch (const dnnl::error&) {
+      } catch (const dnnl::error&) {  // this build lacks the algorithm (3.x: Winograd)
         for (const char* pass : {"conv_fwd", "conv_bwd_data", "conv_bwd_weights"})
-          std::printf("{\"onednn\": \"%s\", \"case\": \"%s\", \"pass\": \"%s (winograd)\", \"median_ms\": null, "
-                      "\"impl\": \"unimplemented\"}\n", version.c_str(), name, pass);
+          print_row(version, name, std::string(pass) + " (winograd)", "null", "unimplemented");
       }
-      for (const Pass& pass : passes) {
-        std::printf("{\"onednn\": \"%s\", \"case\": \"%s\", \"pass\": \"%s\", \"median_ms\": %.4f, \"impl\": \"%s\"}\n",
-                    version.c_str(), name, pass.name.c_str(), median_ms(pass, stream, rounds), pass.pd.impl_info_str());
-        std::fflush(stdout);
-      }
+      for (const Pass& pass : passes)
+        print_row(version, name, pass.name, std::to_string(median_ms(pass, stream, rounds)), pass.pd.impl_info_str());
     }
   }
   return 0;

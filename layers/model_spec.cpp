@@ -33,12 +33,10 @@ ModelShapes infer_shapes(const ModelSpec& model, int64_t batch) {
   return shapes;
 }
 
-int64_t count_params(const ModelSpec& model) { return count_params(model, 0, int(model.nodes.size())); }
-
-int64_t count_params(const ModelSpec& model, int first, int last) {
+int64_t count_params(const ModelSpec& model) {
   ModelShapes shapes = infer_shapes(model, 1);
   int64_t total = 0;
-  for (int i = first; i < last; ++i) total += param_count(model.nodes[size_t(i)].layer, shapes.inputs[size_t(i)]);
+  for (size_t i = 0; i < model.nodes.size(); ++i) total += param_count(model.nodes[i].layer, shapes.inputs[i]);
   return total;
 }
 
@@ -55,7 +53,8 @@ std::vector<ModelTensor> model_tensors(const ModelSpec& model) {
   return tensors;
 }
 
-double training_bytes(const ModelSpec& model, int first, int last, int64_t batch, int slots) {
+double training_bytes(const ModelSpec& model, int first, int last, int64_t batch, int slots,
+                      int64_t extra_weight_copies) {
   ModelShapes shapes = infer_shapes(model, 1);
   double params = 0, activations = 0;
   for (int i = first; i < last; ++i) {
@@ -65,7 +64,8 @@ double training_bytes(const ModelSpec& model, int first, int last, int64_t batch
     activations += double(element_count(out));
   }
   // Weights, gradient, momentum, average and the kernels' reordered copies; a value and its gradient.
-  return double(sizeof(float)) * (6 * params + 2 * activations * double(batch) * double(slots));
+  return double(sizeof(float)) *
+         ((6 + double(extra_weight_copies)) * params + 2 * activations * double(batch) * double(slots));
 }
 
 double training_flops_per_image(const ModelSpec& model) {

@@ -34,7 +34,6 @@ struct ModelShapes {
 ModelShapes infer_shapes(const ModelSpec& model, int64_t batch);
 
 int64_t count_params(const ModelSpec& model);
-int64_t count_params(const ModelSpec& model, int first, int last);  // of nodes [first, last)
 
 // A parameter or state tensor of the model under PyTorch's name, "<node>.<tensor>" (e.g.
 // "layer1.0.conv1.weight", "bn1.running_var"): what checkpoints and exported weights are keyed by.
@@ -52,10 +51,11 @@ double training_flops_per_image(const ModelSpec& model);
 
 // An estimate, made before anything is allocated, of the bytes nodes [first, last) take to train
 // on microbatches of `batch` images with `slots` in flight: parameters in 6 copies (weights,
-// gradient, momentum, average, reordered), and per slot every node's output and its gradient, with
+// gradient, momentum, average, reordered) plus `extra_weight_copies`, and per slot every node's output and its gradient, with
 // channels padded as blocked layouts pad them. Measured peaks were 0.8–1.3 times it (LeNet-5 on
 // 256x256 images, ResNet-20 b128, VGG-16 b64). A double, so that any size is estimated, not overflowed.
-double training_bytes(const ModelSpec& model, int first, int last, int64_t batch, int slots);
+double training_bytes(const ModelSpec& model, int first, int last, int64_t batch, int slots,
+                      int64_t extra_weight_copies = 0);
 
 // Nodes in [first, last) whose outputs are read by nodes outside, in producer order.
 std::vector<int> values_leaving(const ModelSpec& model, int first, int last);

@@ -100,8 +100,7 @@ double stage_bytes(const layers::ModelSpec& model, const RunPlan& plan, const Pa
   const Mitigations m = mitigations_for(parallel, pipeline, plan.forward_delays)[size_t(stage)];
   const int64_t stashes = pipeline == Pipeline::pipedream ? slots - 1 : 0;
   const int64_t copies = stashes + int64_t(m.predict || m.local) + int64_t(m.local) + (m.dc ? delay + 1 : 0);
-  return layers::training_bytes(model, first, last, plan.microbatch, slots) +
-         double(sizeof(float)) * double(copies) * double(layers::count_params(model, first, last));
+  return layers::training_bytes(model, first, last, plan.microbatch, slots, copies);
 }
 
 WorkerOptions worker_options_for(int rank, const RunPlan& plan, const ParallelConfig& parallel,
