@@ -13,7 +13,7 @@ using namespace schedulers;
 
 LocalRun::LocalRun(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& parallel,
                    const WorkerOptions& common, MinibatchSource* train_data)
-    : model_(model), plan_(plan), parallel_(parallel),
+    : plan_(plan), parallel_(parallel),
       hub_(parallel.stages, parallel.replicas, parallel.dp == "sharded") {
   for (int rank = 0; rank < parallel.stages * parallel.replicas; ++rank) {
     const int stage = stage_of(rank, parallel.stages);

@@ -33,7 +33,6 @@ class LocalRun final : public Run {
   int ranks() const { return int(workers_.size()); }
 
  private:
-  const layers::ModelSpec& model_;
   RunPlan plan_;
   ParallelConfig parallel_;
   comm::InProcessHub hub_;

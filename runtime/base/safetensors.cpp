@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <string>
 
 #include <nlohmann/json.hpp>
 #include <zlib.h>
@@ -22,10 +24,14 @@ constexpr size_t kMaxHeaderBytes = size_t(100) << 20;  // the format's own limit
 const char* dtype_name(DType dtype) { return dtype == DType::f32 ? "F32" : "I64"; }
 size_t size_of(DType dtype) { return dtype == DType::f32 ? 4 : 8; }
 
-int64_t element_count(const std::vector<int64_t>& shape) {
-  int64_t count = 1;
-  for (int64_t d : shape) count *= d;
-  return count;
+// The bytes a tensor of this shape holds, or nothing where that overflows 64 bits (a corrupt header
+// can claim any dimensions). A zero dimension empties the tensor whatever the others say.
+std::optional<size_t> byte_count(const std::vector<int64_t>& shape, DType dtype) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
+  size_t bytes = size_of(dtype);
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(bytes, size_t(d), &bytes)) return std::nullopt;
+  return bytes;
 }
 
 std::string system_reason() { return std::strerror(errno); }
@@ -116,9 +122,10 @@ void SafetensorsWriter::add(const std::string& name, std::span<const int64_t> va
 
 void SafetensorsWriter::add(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                             std::span<const std::byte> bytes) {
-  BATON_CHECK(bytes.size() == size_t(element_count(shape)) * size_of(dtype),
-              "tensor '" << name << "' has " << bytes.size() / size_of(dtype) << " values but its shape holds "
-                         << element_count(shape));
+  const std::optional<size_t> expected = byte_count(shape, dtype);
+  BATON_CHECK(expected == bytes.size(), "tensor '" << name << "' has " << bytes.size() / size_of(dtype)
+                                                   << " values but its shape holds "
+                                                   << (expected ? std::to_string(*expected / size_of(dtype)) : "more than 2^64 bytes"));
   tensors_.push_back({name, dtype, shape, bytes.data(), bytes.size()});
 }
 
@@ -192,7 +199,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       for (int64_t d : entry.shape) BATON_CHECK(d >= 0, corrupt << "tensor '" << name << "' has a negative dimension");
       BATON_CHECK(entry.begin <= entry.end && entry.end <= data_size,
                   corrupt << "tensor '" << name << "' lies outside the file's " << data_size << " data bytes (truncated?)");
-      BATON_CHECK(entry.end - entry.begin == size_t(element_count(entry.shape)) * size_of(entry.dtype),
+      const std::optional<size_t> expected = byte_count(entry.shape, entry.dtype);
+      BATON_CHECK(expected, corrupt << "tensor '" << name << "' has a shape of more than 2^64 bytes");
+      BATON_CHECK(entry.end - entry.begin == *expected,
                   corrupt << "tensor '" << name << "' has " << entry.end - entry.begin << " bytes for its shape");
       covered += entry.end - entry.begin;
       entries_.emplace(name, std::move(entry));

@@ -131,6 +131,9 @@ def safetensors_seeds():
         # Fuzz finding: a dimension too large for 64 bits, which nlohmann reads as a float.
         "finding_float_shape": safetensors_header(
             b'{"e":{"dtype":"F32","shape":[0,92233720368547758070,0],"data_offsets":[0,0]}}'),
+        # Fuzz finding: dimensions whose product overflows 64 bits before the zero that empties them.
+        "finding_shape_overflow": safetensors_header(
+            b'{"e":{"dtype":"F32","shape":[3220,93720368547758070,0],"data_offsets":[0,0]}}'),
     }
 
 

@@ -115,15 +115,26 @@ TEST_F(Safetensors, CorruptFilesAreOneClearError) {
 }
 
 // Found by fuzz_safetensors: a shape entry written as a number too large for int64 (nlohmann's
-// conversion was undefined behaviour), and a zero-element tensor read into an empty span.
+// conversion was undefined behaviour), dimensions whose product overflows 64 bits (so did the
+// multiplication), and a zero-element tensor read into an empty span.
 TEST_F(Safetensors, FuzzFindingsStayFixed) {
-  const std::string header = R"({"e":{"dtype":"F32","shape":[0,92233720368547758070,0],"data_offsets":[0,0]}})";
-  std::string bytes(8, '\0');
-  bytes[0] = char(header.size());
-  std::ofstream(path("float_shape.safetensors"), std::ios::binary) << bytes << header;
-  const std::string message = error_of(path("float_shape.safetensors"));
-  std::printf("  %s\n", message.c_str());
-  EXPECT_NE(message.find("not whole numbers"), std::string::npos) << message;
+  auto header_only = [&](const std::string& name, const std::string& header) {
+    std::string bytes(8, '\0');
+    bytes[0] = char(header.size());
+    std::ofstream(path(name), std::ios::binary) << bytes << header;
+    return path(name);
+  };
+  const std::string float_shape = error_of(
+      header_only("float_shape.safetensors", R"({"e":{"dtype":"F32","shape":[0,92233720368547758070,0],"data_offsets":[0,0]}})"));
+  std::printf("  %s\n", float_shape.c_str());
+  EXPECT_NE(float_shape.find("not whole numbers"), std::string::npos) << float_shape;
+  const std::string huge_shape = error_of(
+      header_only("huge_shape.safetensors", R"({"e":{"dtype":"F32","shape":[3220,93720368547758070],"data_offsets":[0,0]}})"));
+  std::printf("  %s\n", huge_shape.c_str());
+  EXPECT_NE(huge_shape.find("a shape of more than 2^64 bytes"), std::string::npos) << huge_shape;
+  const std::string path_of_empty =
+      header_only("huge_but_empty.safetensors", R"({"e":{"dtype":"F32","shape":[3220,93720368547758070,0],"data_offsets":[0,0]}})");
+  EXPECT_EQ(SafetensorsFile(path_of_empty).entry("e").end, 0u);  // a zero dimension: no values, not an overflow
 
   SafetensorsWriter writer;
   writer.add("empty", std::span<const float>(), {0, 3});
