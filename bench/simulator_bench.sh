@@ -4,7 +4,8 @@
 # calibrated by baton profile --network; prints predicted / measured step time per row.
 #  shared memory (1 thread per rank): ResNet-56 b64 on 1 rank and as 2-stage gpipe, pipedream and
 #  stale pipelines; AlexNet b64 over 2 replicas with sync, overlap and delayed averaging; 4 ranks
-#  (on 2 cores): ResNet-56 4-stage gpipe and stale, AlexNet over 4 replicas, sync and delayed.
+#  (on 2 cores, which the simulator shares among the ranks computing at each moment): ResNet-56
+#  4-stage gpipe and stale, AlexNet over 4 replicas, sync and delayed.
 #  2 hosts at 1 Gbit/s (jobs/virtual_cluster.sh, needs root): AlexNet b128, sync, overlap, delayed;
 #  ResNet-56 b64 as 2-stage gpipe, pipedream and stale pipelines, one stage per host.
 # Usage: bench/simulator_bench.sh; BATON=path/to/baton, ITERATIONS=10.
@@ -36,15 +37,14 @@ pair() { mpirun -n 2 --bind-to none "$@"; }
 quad() { mpirun -n 4 --oversubscribe --bind-to none "$@"; }
 cluster() { bash "$repo/jobs/virtual_cluster.sh" run -- "$@"; }
 
-# Costs measured by as many ranks at once as the rows run on this machine's cores.
+# Costs measured by one rank alone for the 1-rank row, else by as many ranks at once as this
+# machine has cores (2): the simulator shares the cores among the 4-rank rows' computing ranks.
+# The 4-rank rows' network file is calibrated by 4 ranks (their allreduce, all reducing at once).
 "$baton" profile --model resnet56 --batch-size 64 --microbatches 1,4 --repeats 11 --output "$work/resnet56-1.json" >/dev/null
 pair "$baton" profile --model resnet56 --batch-size 64 --microbatches 1,4 --repeats 11 --output "$work/resnet56-2.json" >/dev/null
-pair "$baton" profile --model alexnet --batch-size 64 --microbatches 1,2 --repeats 3 --output "$work/alexnet-2.json" \
+pair "$baton" profile --model alexnet --batch-size 64 --microbatches 1,2,4 --repeats 3 --output "$work/alexnet-2.json" \
   >/dev/null
 pair "$baton" profile --network --repeats 10 --output "$work/shm.json" >/dev/null
-quad "$baton" profile --model resnet56 --batch-size 64 --microbatches 1,4 --repeats 11 --output "$work/resnet56-4.json" >/dev/null
-quad "$baton" profile --model alexnet --batch-size 64 --microbatches 2,4 --repeats 3 --output "$work/alexnet-4.json" \
-  >/dev/null
 quad "$baton" profile --network --repeats 10 --output "$work/shm4.json" >/dev/null
 
 echo "Shared memory, 1 thread per rank, $iterations updates per timed run (median of 3)"
@@ -57,13 +57,13 @@ done
 for dp in sync overlap delayed; do
   row "AlexNet b64, 2 replicas, $dp" pair "$work/shm.json" alexnet-2.json alexnet 64 --replicas 2 --dp "$dp"
 done
-echo "   4 ranks share the 2 cores (oversubscribed); their costs were measured that way too"
+echo "   4 ranks on the 2 cores, which the simulator shares among the ranks computing at each moment"
 for pipeline in "gpipe --microbatches 4" stale; do
-  row "ResNet-56 b64, 4-stage $pipeline" quad "$work/shm4.json" resnet56-4.json resnet56 64 --stages 4 \
-    --pipeline $pipeline --partition-by "$work/resnet56-4.json"
+  row "ResNet-56 b64, 4-stage $pipeline" quad "$work/shm4.json" resnet56-2.json resnet56 64 --stages 4 \
+    --pipeline $pipeline --partition-by "$work/resnet56-2.json"
 done
 for dp in sync delayed; do
-  row "AlexNet b64, 4 replicas, $dp" quad "$work/shm4.json" alexnet-4.json alexnet 64 --replicas 4 --dp "$dp"
+  row "AlexNet b64, 4 replicas, $dp" quad "$work/shm4.json" alexnet-2.json alexnet 64 --replicas 4 --dp "$dp"
 done
 
 if [[ "$EUID" -ne 0 ]]; then

@@ -1,6 +1,7 @@
 // The two progress engines. Poll: the caller's thread issues MPI calls and tests outstanding
 // requests whenever progress() is called. Thread: one communication thread issues every MPI call
-// from a queue and tests its requests, sleeping briefly between tests so it does not take a core.
+// from a queue and tests its requests, sleeping briefly between tests so it does not take a core;
+// a compute thread waiting for it spins, or sleeps until an operation completes.
 #include "comm/engine.hpp"
 
 #include <atomic>
@@ -123,7 +124,7 @@ constexpr std::chrono::microseconds kTestInterval{int64_t(kThreadTestInterval * 
 
 class ThreadEngine final : public EngineBase {
  public:
-  ThreadEngine() : thread_([this] { loop(); }) {}
+  explicit ThreadEngine(Waiting waiting) : sleeps_(waiting == Waiting::sleep), thread_([this] { loop(); }) {}
 
   ~ThreadEngine() override {
     {
@@ -142,6 +143,26 @@ class ThreadEngine final : public EngineBase {
 
   void progress() override {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (failure_) std::rethrow_exception(failure_);
+  }
+
+  void wait(Handle handle) override {
+    if (!sleeps_) return Engine::wait(handle);
+    std::unique_lock<std::mutex> lock(mutex_);
+    finished_.wait(lock, [&] { return failure_ || completed_.count(handle) > 0; });
+    if (failure_) std::rethrow_exception(failure_);
+    completed_.erase(handle);
+  }
+
+  uint64_t completions() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return completions_;
+  }
+
+  void idle(uint64_t seen) override {
+    if (!sleeps_) return Engine::idle(seen);
+    std::unique_lock<std::mutex> lock(mutex_);
+    finished_.wait_for(lock, kTestInterval, [&] { return failure_ || completions_ != seen; });
     if (failure_) std::rethrow_exception(failure_);
   }
 
@@ -185,6 +206,7 @@ class ThreadEngine final : public EngineBase {
       std::lock_guard<std::mutex> lock(mutex_);
       failure_ = std::current_exception();
     }
+    finished_.notify_all();
   }
 
   void test_all(std::list<Active>& active) {
@@ -198,15 +220,20 @@ class ThreadEngine final : public EngineBase {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         completed_.insert(it->handle);
+        ++completions_;
       }
+      finished_.notify_all();
       it = active.erase(it);
     }
   }
 
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;      // the communication thread's: work was queued, or stop
+  std::condition_variable finished_;  // the compute thread's: an operation completed, or MPI failed
   std::deque<std::pair<Handle, Operation>> queue_;
   std::set<Handle> completed_;
+  uint64_t completions_ = 0;
+  const bool sleeps_;
   Handle next_ = 1;
   bool stop_ = false;
   std::exception_ptr failure_;
@@ -221,16 +248,18 @@ Progress parse_progress(const std::string& name) {
   BATON_FAIL("unknown --progress '" << name << "'; choose poll or thread");
 }
 
-std::unique_ptr<Engine> Engine::create(Progress progress) {
-  if (progress == Progress::thread) return std::make_unique<ThreadEngine>();
+std::unique_ptr<Engine> Engine::create(Progress progress, Waiting waiting) {
+  if (progress == Progress::thread) return std::make_unique<ThreadEngine>(waiting);
   return std::make_unique<PollingEngine>();
 }
 
 void Engine::wait(Handle handle) {
-  while (!done(handle)) {
-    progress();
-    std::this_thread::yield();
-  }
+  while (!done(handle)) idle(completions());
+}
+
+void Engine::idle(uint64_t) {
+  progress();
+  std::this_thread::yield();
 }
 
 std::vector<int> block_counts(size_t size, int parts) {

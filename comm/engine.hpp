@@ -14,6 +14,11 @@
 namespace baton::comm {
 
 enum class Progress { poll, thread };
+// How a compute thread waits on the communication thread's engine: spinning (lowest latency where
+// its core would idle anyway) or sleeping until an operation completes (where the node's ranks
+// and threads outnumber its cores, so a spinning rank would take a core from one that computes).
+// The polling engine always spins: it makes progress only while its caller polls.
+enum class Waiting { spin, sleep };
 
 // Between two rounds of MPI_Test the communication thread sleeps this many seconds. Measured on
 // AlexNet's 115 MB gradient over a 1 Gbit/s link, delayed averaging took 1363 ms a step with no
@@ -25,7 +30,7 @@ Progress parse_progress(const std::string& name);  // "poll" or "thread"
 class Engine {
  public:
   using Handle = uint64_t;
-  static std::unique_ptr<Engine> create(Progress progress);
+  static std::unique_ptr<Engine> create(Progress progress, Waiting waiting = Waiting::spin);
   virtual ~Engine() = default;
 
   // Each starts an operation and returns at once; buffers stay the caller's and must stay valid
@@ -42,7 +47,15 @@ class Engine {
   virtual bool done(Handle handle) = 0;
   // Polling: tests everything outstanding so MPI moves on. The thread engine needs nothing.
   virtual void progress() = 0;
-  void wait(Handle handle);
+  // Returns once the operation has completed, spending the handle.
+  virtual void wait(Handle handle);
+
+  // For a caller that waits for whichever operation completes next: read completions(), look at
+  // the operations, and if none was done call idle() with what was read. A sleeping thread engine
+  // returns when another operation completes (or kThreadTestInterval passes); otherwise idle()
+  // tests everything (polling) and yields.
+  virtual uint64_t completions() const { return 0; }
+  virtual void idle(uint64_t seen);
 };
 
 // Block boundaries of `size` elements split over `parts` ranks: rank i gets size*i/parts onwards.

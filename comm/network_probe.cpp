@@ -113,6 +113,9 @@ NetworkProbe probe_network(MPI_Comm world, int repeats) {
   int steals = ranks_here * omp_get_max_threads() >= int(std::thread::hardware_concurrency());
   MPI_Bcast(&steals, 1, MPI_INT, 0, world);
   probe.model.reduction_steals_compute = steals;
+  int cores = int(std::thread::hardware_concurrency());
+  MPI_Bcast(&cores, 1, MPI_INT, 0, world);
+  probe.model.cores_per_node = cores;
   probe.model.progress_interval = kThreadTestInterval;  // what baton's communication thread adds
   probe.allreduce_transfers = transfers;
   return probe;

@@ -21,6 +21,8 @@ void NetworkModel::check() const {
   BATON_CHECK(std::isfinite(progress_interval) && progress_interval >= 0,
               "the network's progress interval must be 0 or more seconds, not " << progress_interval);
   BATON_CHECK(ranks_per_node >= 1, "ranks per node must be at least 1, not " << ranks_per_node);
+  BATON_CHECK(std::isfinite(cores_per_node) && cores_per_node >= 0,
+              "the network's cores per node must be 0 (unknown) or more, not " << cores_per_node);
 }
 
 bool NetworkModel::within_one_node(const std::vector<int>& group) const {

@@ -21,6 +21,9 @@ struct NetworkModel {
   LinkCost intra_node{2e-6, 5e9};
   LinkCost inter_node{25e-6, 1.25e9};
   int ranks_per_node = 1;  // ranks 0..n-1 on node 0, n..2n-1 on node 1, ...
+  // Cores a node's ranks compute on: where its computing ranks' threads ask for more, they share
+  // them (the simulator's CoreSharing). 0: unknown, every rank computes at full speed.
+  double cores_per_node = 0;
   // Bytes per second at which a rank adds what it receives in a reduction (calibrated: an
   // allreduce's time beyond its ring transfers); 0: free.
   double reduction_bandwidth = 0;

@@ -1,5 +1,6 @@
-// Implementation of the discrete-event simulation: ranks advance in turn as far as their next
-// instruction's inputs have arrived; a pass in which no rank advances means deadlock.
+// Implementation of the discrete-event simulation: time moves from one end of a computation or
+// arrival to the next, ranks run what has arrived, and a node's computing ranks share its cores;
+// a state with neither a computation nor an awaited arrival ahead is a deadlock.
 #include "schedulers/simulator.hpp"
 
 #include <algorithm>
@@ -24,24 +25,52 @@ struct Collective {
   double done = 0;    // valid once every replica started
 };
 
+bool is_compute(const Instruction& instruction) {
+  return std::holds_alternative<Forward>(instruction) || std::holds_alternative<BackwardData>(instruction) ||
+         std::holds_alternative<BackwardWeights>(instruction);
+}
+
+// What CoreSharing shares: passes and optimizer steps.
+bool shares_cores(const Instruction& instruction) {
+  return is_compute(instruction) || std::holds_alternative<OptimizerStep>(instruction);
+}
+
+// A rank in the middle of an instruction that costs time: its work left, in seconds at full speed,
+// as of the last time its speed changed.
+struct Computing {
+  bool active = false;
+  bool shared = false;  // counts towards its node's cores and slows down with them
+  double since = 0;
+  double left = 0;
+  double rate = 1;
+  double finish() const { return since + left / rate; }
+};
+
 class Simulator {
  public:
   Simulator(const std::vector<Program>& programs, const CostModel& costs) : programs_(programs), costs_(costs) {
     for (const Program& p : programs) replicas_ += p.stage == 0;
     pc_.assign(programs.size(), 0);
     clock_.assign(programs.size(), 0.0);
+    computing_.assign(programs.size(), Computing{});
     result_.spans.resize(programs.size());
     result_.busy.assign(programs.size(), 0.0);
   }
 
+  // Time moves from event to event: at each, every rank that is not computing runs what it can;
+  // then time jumps to the next end of a computation or arrival that a waiting rank needs.
   Simulation run() && {
-    while (!done()) {
-      bool progress = false;
-      for (size_t r = 0; r < programs_.size(); ++r) progress = advance(r) || progress;
-      if (!progress) {
+    double now = 0;
+    while (true) {
+      settle(now);
+      if (done()) break;
+      const std::optional<double> next = next_event();
+      if (!next) {
         describe_deadlock();
         break;
       }
+      now = std::max(now, *next);  // never back, whatever the rounding of a rate change
+      finish_computations(now);
     }
     result_.makespan = *std::max_element(clock_.begin(), clock_.end());
     return std::move(result_);
@@ -54,26 +83,87 @@ class Simulator {
     return true;
   }
 
-  // Runs rank r's instructions until one must wait; true if any ran.
-  bool advance(size_t r) {
+  void settle(double now) {
+    for (bool progress = true; progress;) {
+      progress = false;
+      for (size_t r = 0; r < programs_.size(); ++r)
+        if (!computing_[r].active) progress = run_ready(r, now) || progress;
+    }
+    share_cores(now);
+  }
+
+  // Runs rank r's instructions whose inputs are there at `now`, up to one that costs time (which
+  // it starts) or one that must wait; true if any ran or started.
+  bool run_ready(size_t r, double now) {
     const Program& program = programs_[r];
     bool ran = false;
     while (pc_[r] < program.instructions.size()) {
       const Instruction& instruction = program.instructions[pc_[r]];
-      std::optional<double> ready = ready_at(program, instruction);
-      if (!ready) break;
-      Span span;
-      span.start = std::max(clock_[r], *ready);
-      const double cost = costs_.compute(program, instruction);
-      span.end = span.start + cost;
-      result_.busy[r] += cost;
-      clock_[r] = span.end;
-      publish(program, instruction, span.end);
-      result_.spans[r].push_back(span);
-      ++pc_[r];
+      const std::optional<double> ready = ready_at(program, instruction, now);
+      if (!ready || *ready > now) break;
       ran = true;
+      const double cost = costs_.compute(program, instruction);
+      result_.spans[r].push_back(Span{now, now});
+      if (cost > 0) {
+        computing_[r] = Computing{true, shares_cores(instruction), now, cost, 1.0};
+        break;
+      }
+      complete(r, now);
     }
     return ran;
+  }
+
+  void complete(size_t r, double now) {
+    const Program& program = programs_[r];
+    Span& span = result_.spans[r].back();
+    span.end = now;
+    result_.busy[r] += span.end - span.start;
+    clock_[r] = now;
+    publish(program, program.instructions[pc_[r]], now);
+    ++pc_[r];
+  }
+
+  void finish_computations(double now) {
+    for (size_t r = 0; r < programs_.size(); ++r) {
+      if (!computing_[r].active || computing_[r].finish() > now) continue;
+      computing_[r].active = false;
+      complete(r, now);
+    }
+  }
+
+  // Gives each computing rank its share of its node's cores from `now` on.
+  void share_cores(double now) {
+    const CoreSharing& cores = costs_.cores;
+    if (cores.node.empty() || cores.cores_per_node <= 0) return;
+    std::map<int, double> asked;  // node: cores its computing ranks ask for
+    for (size_t r = 0; r < programs_.size(); ++r)
+      if (computing_[r].active && computing_[r].shared)
+        for (const auto& [node, count] : cores.load[r]) asked[node] += count;
+    for (size_t r = 0; r < programs_.size(); ++r) {
+      Computing& c = computing_[r];
+      if (!c.active || !c.shared) continue;
+      const double wanted = asked[cores.node[r]];
+      const double rate = wanted > cores.cores_per_node ? cores.cores_per_node / wanted : 1.0;
+      if (rate == c.rate) continue;
+      c.left = std::max(0.0, c.left - (now - c.since) * c.rate);
+      c.since = now;
+      c.rate = rate;
+    }
+  }
+
+  // The earliest end of a computation, or arrival a waiting rank needs; none: deadlock.
+  std::optional<double> next_event() const {
+    std::optional<double> next;
+    auto consider = [&next](double t) { next = next ? std::min(*next, t) : t; };
+    for (size_t r = 0; r < programs_.size(); ++r) {
+      if (computing_[r].active) {
+        consider(computing_[r].finish());
+      } else if (pc_[r] < programs_[r].instructions.size()) {
+        const Program& program = programs_[r];
+        if (std::optional<double> ready = ready_at(program, program.instructions[pc_[r]], clock_[r])) consider(*ready);
+      }
+    }
+    return next;
   }
 
   std::optional<double> arrival(const Key& key) const {
@@ -87,8 +177,7 @@ class Simulator {
     return it->second.done;
   }
 
-  std::optional<double> ready_at(const Program& p, const Instruction& instruction) const {
-    const double now = clock_[size_t(p.rank)];
+  std::optional<double> ready_at(const Program& p, const Instruction& instruction, double now) const {
     return std::visit(
         Overloaded{
             [&](const RecvActivation& i) { return arrival({Channel::activation, i.microbatch, i.from, p.rank}); },
@@ -99,7 +188,6 @@ class Simulator {
         },
         instruction);
   }
-
   // Makes what this instruction sends visible to the others.
   void publish(const Program& p, const Instruction& instruction, double end) {
     const double latency = costs_.latency(p, instruction);
@@ -139,7 +227,8 @@ class Simulator {
   const CostModel& costs_;
   int replicas_ = 0;
   std::vector<size_t> pc_;
-  std::vector<double> clock_;
+  std::vector<double> clock_;  // per rank: when it last completed an instruction
+  std::vector<Computing> computing_;
   std::map<Key, double> messages_;
   std::map<Key, Collective> collectives_;
   std::map<std::pair<int, int>, double> link_free_;  // (from, to): when its last message arrived
@@ -147,17 +236,13 @@ class Simulator {
   Simulation result_;
 };
 
-bool is_compute(const Instruction& instruction) {
-  return std::holds_alternative<Forward>(instruction) || std::holds_alternative<BackwardData>(instruction) ||
-         std::holds_alternative<BackwardWeights>(instruction);
-}
-
 }  // namespace
 
 CostModel unit_costs() {
   return CostModel{
       [](const Program& p, const Instruction& i) { return is_compute(i) ? 1.0 / p.parts : 0.0; },
       [](const Program&, const Instruction&) { return 0.0; },
+      CoreSharing{},
   };
 }
 

@@ -551,6 +551,9 @@ Invocation parse_simulate(const std::vector<std::string>& args) {
       ("nodes", po::value(&c.nodes)->default_value(c.nodes), "nodes (0: as many as the ranks need)")
       ("ranks-per-node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node),
        "ranks on each node (0: all on one node, or ranks / --nodes)")
+      ("cores-per-node", po::value(&c.cores_per_node)->default_value(c.cores_per_node),
+       "cores each node's computing ranks share (0: the network file's, else those of the node the costs were "
+       "measured on)")
       ("search", po::bool_switch(&c.search),
        "rank every configuration of --nodes x --ranks-per-node ranks by predicted throughput")
       ("memory-per-rank", po::value(&c.memory_per_rank_gib)->default_value(c.memory_per_rank_gib),
@@ -567,6 +570,8 @@ Invocation parse_simulate(const std::vector<std::string>& args) {
   BATON_CHECK(c.nodes >= 0 && c.nodes <= kMaxRanks, "--nodes must be from 0 to " << kMaxRanks << ", not " << c.nodes);
   BATON_CHECK(c.ranks_per_node >= 0 && c.ranks_per_node <= kMaxRanks,
               "--ranks-per-node must be from 0 to " << kMaxRanks << ", not " << c.ranks_per_node);
+  BATON_CHECK(c.cores_per_node >= 0 && c.cores_per_node <= kMaxRanks,
+              "--cores-per-node must be from 0 to " << kMaxRanks << ", not " << c.cores_per_node);
   BATON_CHECK(!c.search || (c.nodes > 0 && c.ranks_per_node > 0),
               "--search ranks the configurations of a world; give it with --nodes and --ranks-per-node");
   check_range(c.memory_per_rank_gib, "--memory-per-rank", 0, 1e9, false, "0 (no limit) or more GiB");

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <fstream>
 #include <iomanip>
+#include <thread>
 
 #include <mpi.h>
 
@@ -121,6 +122,10 @@ CostProfile profile_from(const nlohmann::json& j) {
   p.backend = j.at("backend").get<std::string>();
   p.threads = j.at("threads").get<int>();
   p.ranks = j.value("ranks", 1);
+  p.ranks_per_node = j.value("ranks_per_node", p.ranks);
+  p.cores = j.value("cores", 0);
+  BATON_CHECK(p.threads >= 1 && p.ranks >= 1 && p.ranks_per_node >= 1 && p.ranks_per_node <= p.ranks && p.cores >= 0,
+              "its threads, ranks, ranks_per_node or cores are not counts that fit together");
   p.optimizer_seconds_per_param = j.at("optimizer_seconds_per_param").get<double>();
   for (const nlohmann::json& node : j.at("nodes")) p.node_names.push_back(node.at("name").get<std::string>());
   for (const nlohmann::json& size : j.at("microbatches")) {
@@ -165,7 +170,8 @@ void print_table(const CostProfile& p, const layers::ModelSpec& model, std::ostr
         << std::setw(12) << 1e3 * o.weight_gradient << "\n";
   }
   out << "refresh: what the first forward and data gradient after a weight change take more\n";
-  if (p.ranks > 1) out << "(the mean of " << p.ranks << " ranks measuring at once)\n";
+  if (p.ranks > 1) out << "(the mean of " << p.ranks << " ranks measuring at once, " << p.ranks_per_node << " on a node of "
+                       << p.cores << " cores)\n";
   out << "optimizer: " << std::setprecision(3) << 1e9 * p.optimizer_seconds_per_param << " ns per parameter\n";
 }
 
@@ -182,6 +188,11 @@ PassSeconds CostProfile::refresh(int index, int64_t microbatch) const {
   return weight_refresh.at(nearest).at(size_t(index));
 }
 
+double CostProfile::measured_speed() const {
+  const double asked = double(ranks_per_node) * threads;
+  return cores > 0 && asked > cores ? cores / asked : 1.0;
+}
+
 PassSeconds CostProfile::outside(int64_t microbatch) const {
   return at_size(microbatch_sizes, microbatch, [&](size_t s) { return outside_nodes[s]; });
 }
@@ -192,6 +203,7 @@ CostProfile measure_profile(const layers::ModelSpec& model, const ProfileCommand
   profile.model = model.name;
   profile.backend = c.backend;
   profile.threads = omp_threads();
+  profile.cores = int(std::thread::hardware_concurrency());
   for (const layers::Node& node : model.nodes) profile.node_names.push_back(node.name);
   for (int64_t count : c.microbatches) {
     BATON_CHECK(c.batch_size % count == 0, "--batch-size " << c.batch_size << " does not split into " << count
@@ -225,6 +237,7 @@ nlohmann::json to_json(const CostProfile& p) {
                      {"outside_nodes", pass_json(p.outside_nodes[s])}});
   }
   return {{"format", kFormat}, {"model", p.model}, {"backend", p.backend}, {"threads", p.threads}, {"ranks", p.ranks},
+          {"ranks_per_node", p.ranks_per_node}, {"cores", p.cores},
           {"optimizer_seconds_per_param", p.optimizer_seconds_per_param}, {"nodes", nodes}, {"microbatches", sizes}};
 }
 
@@ -281,6 +294,7 @@ void average_over_ranks(CostProfile& profile) {
   each_time(profile, [&](PassSeconds& t) { t = {next(), next(), next()}; });
   profile.optimizer_seconds_per_param = next();
   profile.ranks = world_size();
+  profile.ranks_per_node = ranks_on_this_node();
 }
 
 void run_profile(const ProfileCommand& c, std::ostream& out) {

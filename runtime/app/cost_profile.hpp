@@ -30,6 +30,8 @@ struct CostProfile {
   std::string backend;
   int threads = 1;
   int ranks = 1;                                       // measuring at once (under mpirun); times are their mean
+  int ranks_per_node = 1;                              // of them, on rank 0's node
+  int cores = 0;                                       // rank 0's node's; 0: not recorded (an older file)
   std::vector<int64_t> microbatch_sizes;               // ascending
   std::vector<std::string> node_names;                 // the model's, in order
   std::vector<std::vector<PassSeconds>> node_seconds;  // [size][node], median of the repeats
@@ -44,6 +46,9 @@ struct CostProfile {
   // What a node's first forward and data gradient with new weights cost more (converting them into
   // the kernels' layouts): the nearest measured size's, as it hardly depends on the images.
   PassSeconds refresh(int index, int64_t microbatch) const;
+  // The share of a core's speed each rank computed at while measuring: cores / (ranks × threads)
+  // where its node's ranks asked for more cores than it has, else 1 (also when cores is unknown).
+  double measured_speed() const;
 };
 
 // Measures `model` on this machine: per size, one untimed pass, then `repeats` timed ones.

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "runtime/app/trainer.hpp"
+
 #include "runtime/base/error.hpp"
 #include "runtime/base/overloaded.hpp"
 #include "schedulers/executor.hpp"
@@ -19,6 +21,19 @@ namespace {
 
 // Evaluation messages use microbatch numbers past any training program's.
 constexpr int64_t kEvaluationMicrobatches = int64_t(1) << 40;
+
+// Idles in the engine until `ready()`, which is asked again after each completed operation.
+template <class Ready>
+void idle_until(comm::Engine& engine, Ready&& ready) {
+  for (uint64_t seen = engine.completions(); !ready(); seen = engine.completions()) engine.idle(seen);
+}
+
+// Where this node's ranks and their threads outnumber its cores, a rank waiting for a message or
+// an allreduce sleeps, so that the ranks computing get the cores (collective: every rank asks).
+comm::Waiting waiting_on_this_node() {
+  const int64_t threads = int64_t(ranks_on_this_node()) * omp_threads();
+  return threads > int64_t(std::thread::hardware_concurrency()) ? comm::Waiting::sleep : comm::Waiting::spin;
+}
 
 std::vector<size_t> sizes_of(const std::vector<std::span<float>>& tensors) {
   std::vector<size_t> sizes;
@@ -37,7 +52,7 @@ std::vector<size_t> sizes_of(const std::vector<std::span<const float>>& tensors)
 DistributedRun::DistributedRun(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& parallel,
                                const WorkerOptions& common, MinibatchSource* train_data, comm::Topology& topology,
                                comm::Progress progress, double stall_timeout_seconds)
-    : parallel_(parallel), plan_(plan), topology_(topology), engine_(comm::Engine::create(progress)),
+    : parallel_(parallel), plan_(plan), topology_(topology), engine_(comm::Engine::create(progress, waiting_on_this_node())),
       stall_timeout_(stall_timeout_seconds) {
   const int stage = topology.stage();
   const bool reads_data = stage == 0 || stage == parallel.stages - 1;
@@ -72,23 +87,24 @@ SegmentResult DistributedRun::train_segment(const Segment& segment, Timeline* ti
   return gather_updates(segment.updates);
 }
 
-// Runs the executor, polling MPI whenever it waits; past the stall timeout it says once who is late.
+// Runs the executor, idling in the engine whenever it waits (the communication thread's engine
+// sleeps until an operation completes); past the stall timeout it says once who is late.
 void DistributedRun::run(Executor& executor) {
   auto last_progress = Clock::now();
   bool reported = false;
   while (!executor.done()) {
+    const uint64_t seen = engine_->completions();
     if (executor.run_until_blocked()) {
       last_progress = Clock::now();
       reported = false;
       continue;
     }
-    engine_->progress();
+    engine_->idle(seen);
     const double waited = std::chrono::duration<double>(Clock::now() - last_progress).count();
     if (stall_timeout_ > 0 && waited > stall_timeout_ && !reported) {
       stalled(executor, waited);
       reported = true;
     }
-    std::this_thread::yield();
   }
 }
 
@@ -171,11 +187,10 @@ EpochTotals DistributedRun::evaluate(BatchLoader& loader) {
       if (first || last) BATON_CHECK(loader.next(batch), "the evaluation data ended early");
       if (first) std::copy(batch.images.begin(), batch.images.end(), net.input(0, 0).data());
       if (!first) {
-        while (!link_->try_receive(Direction::activation, id, topology_.world_rank_of(stage - 1, 0),
-                                   worker_->incoming(Direction::activation, 0))) {
-          engine_->progress();
-          std::this_thread::yield();
-        }
+        idle_until(*engine_, [&] {
+          return link_->try_receive(Direction::activation, id, topology_.world_rank_of(stage - 1, 0),
+                                    worker_->incoming(Direction::activation, 0));
+        });
       }
       if (last) std::copy(batch.labels.begin(), batch.labels.end(), net.labels(0));
       net.forward(0, layers::Phase::eval, 0, worker_->current_weights());
@@ -200,7 +215,7 @@ double DistributedRun::average_seconds(int times) {
     MPI_Barrier(topology_.world());
     auto start = Clock::now();
     averager_->start(i, 0, gradient);
-    while (!averager_->try_finish(i, 0)) engine_->progress();
+    idle_until(*engine_, [&] { return averager_->try_finish(i, 0); });
     seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
   }
   std::nth_element(seconds.begin(), seconds.begin() + long(seconds.size() / 2), seconds.end());

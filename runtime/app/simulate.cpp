@@ -54,26 +54,29 @@ PassSeconds range_seconds(const CostProfile& profile, int first, int last, int64
           share(range.weight_gradient, whole.weight_gradient, outside.weight_gradient)};
 }
 
+// Stage costs at full speed: where the simulation shares cores, a profile measured by more threads
+// than its node had cores is scaled to what one rank computes alone.
 std::vector<StageCost> stage_costs(const Scenario& s, const RunPlan& plan) {
   const std::vector<layers::NodeCost> nodes = layers::node_costs(s.model);
   const std::vector<int64_t> cut_bytes = layers::cut_bytes_per_image(s.model);
   const ParallelConfig& p = s.parallel;
   const bool sharded = p.replicas > 1 && p.dp == "sharded";
+  const double speed = s.network.cores_per_node > 0 ? s.profile.measured_speed() : 1.0;
   std::vector<StageCost> stages;
   for (int k = 0; k < p.stages; ++k) {
     const auto [first, last] = plan.stages[size_t(k)];
     StageCost stage;
     for (const layers::NodeRange& part : plan.parts[size_t(k)]) {
       const int a = first + part.begin, b = part.end < 0 ? last : first + part.end;
-      stage.parts.push_back(range_seconds(s.profile, a, b, plan.microbatch));
+      stage.parts.push_back(range_seconds(s.profile, a, b, plan.microbatch) * speed);
       PassSeconds refresh;
       for (int i = a; i < b; ++i) refresh = refresh + s.profile.refresh(i, plan.microbatch);
-      stage.refresh.push_back(refresh);
+      stage.refresh.push_back(refresh * speed);
       double bytes = 0;
       for (int i = a; i < b; ++i) bytes += double(nodes[size_t(i)].param_bytes);
       stage.part_bytes.push_back(bytes);
       const double params = bytes / sizeof(float) / (sharded ? p.replicas : 1);
-      stage.optimizer.push_back(params * s.profile.optimizer_seconds_per_param);
+      stage.optimizer.push_back(params * s.profile.optimizer_seconds_per_param * speed);
     }
     stage.activation_bytes = double(cut_bytes[size_t(last)]) * double(plan.microbatch);  // 0 after the last
     for (int r = 0; r < p.replicas; ++r) stage.group.push_back(rank_of(k, r, p.stages));
@@ -142,7 +145,25 @@ CostModel cost_model(const std::vector<StageCost>& stages, const NetworkModel& n
         },
         instruction);
   };
-  return CostModel{compute, latency};
+  return CostModel{compute, latency, {}};
+}
+
+// Replica 0's ranks (rank k is its stage k) on their nodes. Each loads a node it is on with its
+// threads for every replica of its stage there: the replicas are symmetric, so they compute when it
+// does. Nodes without a rank of replica 0 are not simulated.
+CoreSharing core_sharing(const ParallelConfig& p, const NetworkModel& network, int threads) {
+  CoreSharing sharing{network.cores_per_node, {}, {}};
+  const int last_node = network.node_of(p.stages - 1);
+  for (int k = 0; k < p.stages; ++k) {
+    sharing.node.push_back(network.node_of(k));
+    std::map<int, double> load;
+    for (int r = 0; r < p.replicas; ++r) {
+      const int node = network.node_of(rank_of(k, r, p.stages));
+      if (node <= last_node) load[node] += threads;
+    }
+    sharing.load.emplace_back(load.begin(), load.end());
+  }
+  return sharing;
 }
 
 bool is_collective_wait(const Instruction& i) {
@@ -211,7 +232,9 @@ Prediction predict(const Scenario& s, Timeline* timeline) {
   std::vector<Program> programs = build_programs(config);
   programs.resize(size_t(p.stages));
   const std::vector<StageCost> stages = stage_costs(s, plan);
-  const Simulation sim = simulate(programs, cost_model(stages, s.network, p.replicas > 1 && p.dp == "sharded"));
+  CostModel costs = cost_model(stages, s.network, p.replicas > 1 && p.dp == "sharded");
+  costs.cores = core_sharing(p, s.network, s.profile.threads);
+  const Simulation sim = simulate(programs, costs);
   BATON_CHECK(!sim.deadlocked, "the simulated programs deadlock: " << sim.blocked);
 
   Prediction prediction;
@@ -378,6 +401,7 @@ NetworkModel read_network(const std::string& path) {
     network.reduction_bandwidth = j.value("reduction_bytes_per_s", 0.0);
     network.reduction_steals_compute = j.value("reduction_steals_compute", false);
     network.progress_interval = j.value("progress_interval_s", network.progress_interval);
+    network.cores_per_node = j.value("cores_per_node", 0.0);
     network.check();
   } catch (const nlohmann::json::exception& e) {
     BATON_FAIL("the network file '" << path << "' is not one baton wrote (" << e.what() << "); write it again with "
@@ -392,7 +416,7 @@ nlohmann::json to_json(const NetworkModel& network) {
   return {{"format", kNetworkFormat}, {"intra_node", link_json(network.intra_node)},
           {"inter_node", link_json(network.inter_node)}, {"reduction_bytes_per_s", network.reduction_bandwidth},
           {"reduction_steals_compute", network.reduction_steals_compute},
-          {"progress_interval_s", network.progress_interval}};
+          {"progress_interval_s", network.progress_interval}, {"cores_per_node", network.cores_per_node}};
 }
 
 void run_network_profile(const ProfileCommand& c, std::ostream& out) {
@@ -429,6 +453,8 @@ void run_simulate(const SimulateCommand& c, std::ostream& out) {
   const layers::ModelSpec model = layers::build_model(c.model, entry.natural_input, entry.natural_classes);
   const CostProfile profile = read_profile(c.costs, model);
   NetworkModel network = c.network.empty() ? NetworkModel{} : read_network(c.network);
+  if (c.cores_per_node > 0) network.cores_per_node = c.cores_per_node;
+  if (network.cores_per_node == 0) network.cores_per_node = profile.cores;
   if (c.search) {
     network.ranks_per_node = c.ranks_per_node;
     search(c, model, profile, network, out);
@@ -448,7 +474,10 @@ void run_simulate(const SimulateCommand& c, std::ostream& out) {
   const Prediction r = predict(Scenario{model, profile, network, c.parallel, c.batch_size, c.iterations},
                                c.parallel.timeline.empty() ? nullptr : &timeline);
   out << "simulated " << model.name << " at batch " << c.batch_size << ": " << describe(c.parallel) << ", on "
-      << nodes << " node(s) x " << network.ranks_per_node << " rank(s); costs " << c.costs << " (" << profile.backend
+      << nodes << " node(s) x " << network.ranks_per_node << " rank(s)"
+      << (network.cores_per_node > 0 ? " sharing " + std::to_string(int(network.cores_per_node)) + " core(s)"
+                                     : std::string(", a core each"))
+      << "; costs " << c.costs << " (" << profile.backend
       << ", " << profile.threads << " thread(s))\n";
   print_prediction(r, out);
   if (!c.parallel.timeline.empty()) {

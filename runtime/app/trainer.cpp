@@ -119,12 +119,7 @@ std::vector<layers::Backend> parse_stage_backends(const std::string& list, int s
 // the MPI ranks on it, each of which loads its own data and model.
 int64_t memory_limit(double gib) {
   if (gib > 0) return int64_t(std::min(gib * double(int64_t(1) << 30), 9e18));
-  MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int ranks_here = 1;
-  MPI_Comm_size(node, &ranks_here);
-  MPI_Comm_free(&node);
-  return int64_t(0.9 * double(usable_memory_bytes()) / ranks_here);
+  return int64_t(0.9 * double(usable_memory_bytes()) / ranks_on_this_node());
 }
 
 void set_threads(int threads) {
@@ -137,6 +132,15 @@ int world_size() {
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   return size;
+}
+
+int ranks_on_this_node() {
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int ranks_here = 1;
+  MPI_Comm_size(node, &ranks_here);
+  MPI_Comm_free(&node);
+  return ranks_here;
 }
 
 namespace {
@@ -640,15 +644,19 @@ namespace {
 
 // Median over `repeats` programs of `iterations` updates of the time per update; all processes
 // start each timed program together.
+// With --timeline, the last repeat is traced and the timeline written.
 double median_step_ms(Run& run, const BenchConfig& c) {
   if (c.warmup > 0) run.train_segment(Segment{1, 1, 0, c.warmup, 0}, nullptr);
   std::vector<double> step_ms;
   for (int64_t r = 0; r < c.repeats; ++r) {
+    Timeline timeline;
+    const bool traced = r + 1 == c.repeats && !c.parallel.timeline.empty();
     MPI_Barrier(MPI_COMM_WORLD);
     auto start = Clock::now();
-    run.train_segment(Segment{1, 1, 0, c.iterations, 0}, nullptr);
+    run.train_segment(Segment{1, 1, 0, c.iterations, 0}, traced ? &timeline : nullptr);
     MPI_Barrier(MPI_COMM_WORLD);
     step_ms.push_back(1e3 * seconds_since(start) / double(c.iterations));
+    if (traced && run.reports()) timeline.write(c.parallel.timeline);
   }
   std::nth_element(step_ms.begin(), step_ms.begin() + long(step_ms.size() / 2), step_ms.end());
   return step_ms[step_ms.size() / 2];

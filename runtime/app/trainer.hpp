@@ -44,6 +44,7 @@ std::vector<layers::Backend> parse_stage_backends(const std::string& list, int s
 void set_threads(int threads);
 int omp_threads();
 int world_size();  // processes in MPI_COMM_WORLD
+int ranks_on_this_node();  // of them, those sharing this one's node (collective)
 int64_t memory_limit(double gib);
 
 }  // namespace baton

@@ -61,6 +61,26 @@ TEST_F(SimulateCli, TheCostFileTimesEveryLayerAtEachMicrobatchSize) {
     EXPECT_GT(conv2["weight_gradient"].get<double>(), 0);
   }
   EXPECT_GT(j.at("optimizer_seconds_per_param").get<double>(), 0);
+  EXPECT_EQ(j.at("ranks_per_node"), 1);  // measured alone
+  EXPECT_GT(j.at("cores").get<int>(), 0);
+}
+
+TEST_F(SimulateCli, RanksSharingTooFewCoresAreSlower) {
+  auto simulate = [&](int cores) {
+    const test::RunResult r = test::run_baton("simulate --model lenet5 --batch-size 32 --costs " + costs() +
+                                              " --replicas 4 --cores-per-node " + std::to_string(cores));
+    std::printf("%s", r.out.c_str());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("sharing " + std::to_string(cores) + " core(s)"), std::string::npos) << r.out;
+    const nlohmann::json j = last_json_line(r.out);
+    const double step_ms = j.at("step_ms").get<double>();
+    return std::pair{step_ms, j.at("per_stage")[0].at("busy").get<double>() * step_ms};  // and its compute
+  };
+  const auto [own_cores_step, own_cores_compute] = simulate(4);
+  const auto [one_core_step, one_core_compute] = simulate(1);
+  EXPECT_GT(one_core_step, own_cores_step);
+  // 4 replicas computing at once at a quarter of the speed; the allreduce keeps its price.
+  EXPECT_NEAR(one_core_compute, 4 * own_cores_compute, 1e-6 * one_core_compute);
 }
 
 TEST_F(SimulateCli, PredictsAPipelineAndWritesItsTimeline) {
@@ -134,6 +154,7 @@ TEST_F(SimulateCli, NetworkCalibrationUnderMpirunWritesAFileSimulateReads) {
   EXPECT_FALSE(j.at("measured").at("inter_node").get<bool>());
   EXPECT_GT(j.at("intra_node").at("bandwidth_bytes_per_s").get<double>(), 0);
   EXPECT_GT(j.at("measured").at("allreduce").at("seconds").get<double>(), 0);
+  EXPECT_GT(j.at("cores_per_node").get<double>(), 0);
   const test::RunResult simulated = test::run_baton("simulate --model lenet5 --batch-size 32 --costs " + costs() +
                                                     " --replicas 2 --network " + network);
   EXPECT_EQ(simulated.exit_code, 0) << simulated.err;
@@ -149,6 +170,8 @@ TEST_F(SimulateCli, BadInputIsOneSentenceNamingIt) {
   expect_one_line_naming(test::run_baton("simulate --model lenet5 --costs " + corrupt), "is not one baton profile wrote");
   expect_one_line_naming(test::run_baton("simulate --model lenet5 --costs " + costs() + " --network " + corrupt),
                          "the network file");
+  expect_one_line_naming(test::run_baton("simulate --model lenet5 --costs " + costs() + " --cores-per-node -1"),
+                         "--cores-per-node must be from 0");
   expect_one_line_naming(test::run_baton("simulate --model lenet5 --costs " + costs() + " --search"),
                          "--nodes and --ranks-per-node");
   expect_one_line_naming(test::run_baton("simulate --model lenet5 --costs " + costs() +

@@ -100,7 +100,8 @@ CostModel unit_passes(double latency) {
             const bool moves = std::holds_alternative<SendActivation>(i) || std::holds_alternative<SendGrad>(i) ||
                                std::holds_alternative<StartAverage>(i);
             return moves ? latency : 0.0;
-          }};
+          },
+          CoreSharing{}};
 }
 
 // Start of the first instruction of `program` that `match` accepts.

@@ -184,5 +184,41 @@ TEST(Simulate, PeakMemoryHoldsTheBuffersOfStalenessMitigations) {
   EXPECT_DOUBLE_EQ(peaks(delayed, "local")[0] - peaks(delayed, "none")[0], 2 * w);
 }
 
+TEST(Simulate, ReplicasOnOneNodeShareItsCores) {
+  const layers::ModelSpec model = lenet5();
+  const CostProfile profile = chosen_profile(model);
+  schedulers::NetworkModel network;
+  network.intra_node = {1e-6, 1e10};
+  network.ranks_per_node = 2;
+  network.progress_interval = 0;
+  auto step = [&](double cores) {
+    network.cores_per_node = cores;
+    return predict(Scenario{model, profile, network, parallel(1, 2, "none", "sync"), 128, 3}).step_seconds;
+  };
+  // Each replica computes 64 images; with one core for both, its passes and optimizer take twice
+  // as long and the allreduce no longer.
+  const double compute = stage_seconds(model, profile, 0, int(model.nodes.size()));
+  std::printf("2 replicas on one node: %.9f s with 2 cores, %.9f s with 1, passes and optimizer %.9f s\n", step(2),
+              step(1), compute);
+  EXPECT_NEAR(step(1) - step(2), compute, 1e-12);
+  EXPECT_DOUBLE_EQ(step(0), step(2));  // unknown cores: a core each
+}
+
+TEST(Simulate, AProfileMeasuredOnTooFewCoresIsScaledToFullSpeed) {
+  const layers::ModelSpec model = lenet5();
+  CostProfile profile = chosen_profile(model);
+  profile.ranks = profile.ranks_per_node = 4;  // 4 ranks of 1 thread measured at once on 2 cores: half speed
+  profile.cores = 2;
+  schedulers::NetworkModel network;
+  auto step = [&](double cores) {
+    network.cores_per_node = cores;
+    return predict(Scenario{model, profile, network, parallel(1, 1, "none", "sync"), 64, 3}).step_seconds;
+  };
+  const double measured = stage_seconds(model, profile, 0, int(model.nodes.size()));
+  std::printf("one rank from a profile at half speed: %.9f s, as measured %.9f s\n", step(2), step(0));
+  EXPECT_NEAR(step(2), measured / 2, 1e-12);
+  EXPECT_NEAR(step(0), measured, 1e-12);  // no core sharing simulated: the times as measured
+}
+
 }  // namespace
 }  // namespace baton
