@@ -552,8 +552,7 @@ Invocation parse_simulate(const std::vector<std::string>& args) {
       ("ranks-per-node", po::value(&c.ranks_per_node)->default_value(c.ranks_per_node),
        "ranks on each node (0: all on one node, or ranks / --nodes)")
       ("cores-per-node", po::value(&c.cores_per_node)->default_value(c.cores_per_node),
-       "cores each node's computing ranks share (0: the network file's, else those of the node the costs were "
-       "measured on)")
+       "cores each node's computing ranks share (0: the network file's, else as many as its ranks' threads)")
       ("search", po::bool_switch(&c.search),
        "rank every configuration of --nodes x --ranks-per-node ranks by predicted throughput")
       ("memory-per-rank", po::value(&c.memory_per_rank_gib)->default_value(c.memory_per_rank_gib),

@@ -136,7 +136,7 @@ struct SimulateCommand {
   std::string network;       // a network file; "" for the defaults (README)
   int nodes = 0;             // 0: as many as the ranks need at ranks_per_node
   int ranks_per_node = 0;    // 0: every rank on one node, or ranks / nodes
-  int cores_per_node = 0;    // 0: the network file's, else those of the node the costs were measured on
+  int cores_per_node = 0;    // 0: the network file's, else a core for each rank's threads
   bool search = false;
   double memory_per_rank_gib = 0;  // search: configurations over it are left out; 0: no limit
 };

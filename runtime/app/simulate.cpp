@@ -454,7 +454,6 @@ void run_simulate(const SimulateCommand& c, std::ostream& out) {
   const CostProfile profile = read_profile(c.costs, model);
   NetworkModel network = c.network.empty() ? NetworkModel{} : read_network(c.network);
   if (c.cores_per_node > 0) network.cores_per_node = c.cores_per_node;
-  if (network.cores_per_node == 0) network.cores_per_node = profile.cores;
   if (c.search) {
     network.ranks_per_node = c.ranks_per_node;
     search(c, model, profile, network, out);

@@ -81,6 +81,9 @@ TEST_F(SimulateCli, RanksSharingTooFewCoresAreSlower) {
   EXPECT_GT(one_core_step, own_cores_step);
   // 4 replicas computing at once at a quarter of the speed; the allreduce keeps its price.
   EXPECT_NEAR(one_core_compute, 4 * own_cores_compute, 1e-6 * one_core_compute);
+  const test::RunResult unsaid =
+      test::run_baton("simulate --model lenet5 --batch-size 32 --costs " + costs() + " --replicas 4");
+  EXPECT_NE(unsaid.out.find("a core each"), std::string::npos) << unsaid.out;  // no network file, no flag
 }
 
 TEST_F(SimulateCli, PredictsAPipelineAndWritesItsTimeline) {
