@@ -154,10 +154,7 @@ class ThreadEngine final : public EngineBase {
     completed_.erase(handle);
   }
 
-  uint64_t completions() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return completions_;
-  }
+  uint64_t completions() const override { return completions_.load(); }
 
   void idle(uint64_t seen) override {
     if (!sleeps_) return Engine::idle(seen);
@@ -232,7 +229,7 @@ class ThreadEngine final : public EngineBase {
   std::condition_variable finished_;  // the compute thread's: an operation completed, or MPI failed
   std::deque<std::pair<Handle, Operation>> queue_;
   std::set<Handle> completed_;
-  uint64_t completions_ = 0;
+  std::atomic<uint64_t> completions_ = 0;  // changed under mutex_ (finished_'s predicate reads it)
   const bool sleeps_;
   Handle next_ = 1;
   bool stop_ = false;
@@ -254,7 +251,7 @@ std::unique_ptr<Engine> Engine::create(Progress progress, Waiting waiting) {
 }
 
 void Engine::wait(Handle handle) {
-  while (!done(handle)) idle(completions());
+  idle_until([&] { return done(handle); });
 }
 
 void Engine::idle(uint64_t) {

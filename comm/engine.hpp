@@ -56,6 +56,11 @@ class Engine {
   // tests everything (polling) and yields.
   virtual uint64_t completions() const { return 0; }
   virtual void idle(uint64_t seen);
+  // That pattern, until `ready()`.
+  template <class Ready>
+  void idle_until(Ready&& ready) {
+    for (uint64_t seen = completions(); !ready(); seen = completions()) idle(seen);
+  }
 };
 
 // Block boundaries of `size` elements split over `parts` ranks: rank i gets size*i/parts onwards.

@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "runtime/app/trainer.hpp"
-
 #include "runtime/base/error.hpp"
 #include "runtime/base/overloaded.hpp"
 #include "schedulers/executor.hpp"
@@ -21,12 +20,6 @@ namespace {
 
 // Evaluation messages use microbatch numbers past any training program's.
 constexpr int64_t kEvaluationMicrobatches = int64_t(1) << 40;
-
-// Idles in the engine until `ready()`, which is asked again after each completed operation.
-template <class Ready>
-void idle_until(comm::Engine& engine, Ready&& ready) {
-  for (uint64_t seen = engine.completions(); !ready(); seen = engine.completions()) engine.idle(seen);
-}
 
 // Where this node's ranks and their threads outnumber its cores, a rank waiting for a message or
 // an allreduce sleeps, so that the ranks computing get the cores (collective: every rank asks).
@@ -52,7 +45,10 @@ std::vector<size_t> sizes_of(const std::vector<std::span<const float>>& tensors)
 DistributedRun::DistributedRun(const layers::ModelSpec& model, const RunPlan& plan, const ParallelConfig& parallel,
                                const WorkerOptions& common, MinibatchSource* train_data, comm::Topology& topology,
                                comm::Progress progress, double stall_timeout_seconds)
-    : parallel_(parallel), plan_(plan), topology_(topology), engine_(comm::Engine::create(progress, waiting_on_this_node())),
+    : parallel_(parallel),
+      plan_(plan),
+      topology_(topology),
+      engine_(comm::Engine::create(progress, waiting_on_this_node())),
       stall_timeout_(stall_timeout_seconds) {
   const int stage = topology.stage();
   const bool reads_data = stage == 0 || stage == parallel.stages - 1;
@@ -187,7 +183,7 @@ EpochTotals DistributedRun::evaluate(BatchLoader& loader) {
       if (first || last) BATON_CHECK(loader.next(batch), "the evaluation data ended early");
       if (first) std::copy(batch.images.begin(), batch.images.end(), net.input(0, 0).data());
       if (!first) {
-        idle_until(*engine_, [&] {
+        engine_->idle_until([&] {
           return link_->try_receive(Direction::activation, id, topology_.world_rank_of(stage - 1, 0),
                                     worker_->incoming(Direction::activation, 0));
         });
@@ -215,7 +211,7 @@ double DistributedRun::average_seconds(int times) {
     MPI_Barrier(topology_.world());
     auto start = Clock::now();
     averager_->start(i, 0, gradient);
-    idle_until(*engine_, [&] { return averager_->try_finish(i, 0); });
+    engine_->idle_until([&] { return averager_->try_finish(i, 0); });
     seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
   }
   std::nth_element(seconds.begin(), seconds.begin() + long(seconds.size() / 2), seconds.end());

@@ -643,8 +643,7 @@ Batch synthetic_batch(const layers::ZooEntry& entry, int64_t batch_size, uint64_
 namespace {
 
 // Median over `repeats` programs of `iterations` updates of the time per update; all processes
-// start each timed program together.
-// With --timeline, the last repeat is traced and the timeline written.
+// start each timed program together. With --timeline, the last repeat is traced and written.
 double median_step_ms(Run& run, const BenchConfig& c) {
   if (c.warmup > 0) run.train_segment(Segment{1, 1, 0, c.warmup, 0}, nullptr);
   std::vector<double> step_ms;

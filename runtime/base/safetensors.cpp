@@ -123,9 +123,9 @@ void SafetensorsWriter::add(const std::string& name, std::span<const int64_t> va
 void SafetensorsWriter::add(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                             std::span<const std::byte> bytes) {
   const std::optional<size_t> expected = byte_count(shape, dtype);
-  BATON_CHECK(expected == bytes.size(), "tensor '" << name << "' has " << bytes.size() / size_of(dtype)
-                                                   << " values but its shape holds "
-                                                   << (expected ? std::to_string(*expected / size_of(dtype)) : "more than 2^64 bytes"));
+  BATON_CHECK(expected == bytes.size(),
+              "tensor '" << name << "' has " << bytes.size() / size_of(dtype) << " values but its shape holds "
+                         << (expected ? std::to_string(*expected / size_of(dtype)) : "more than 2^64 bytes"));
   tensors_.push_back({name, dtype, shape, bytes.data(), bytes.size()});
 }
 

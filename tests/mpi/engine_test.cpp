@@ -57,9 +57,9 @@ double cpu_seconds_waiting(Progress progress, Waiting waiting, WaitFor wait_for)
 
 void wait_on_handle(Engine& engine, Engine::Handle handle) { engine.wait(handle); }
 
-// The executor's loop: look, and idle until the next completion if nothing was done.
+// The executor's way: look, and idle until the next completion if nothing was done.
 void idle_until_done(Engine& engine, Engine::Handle handle) {
-  for (uint64_t seen = engine.completions(); !engine.done(handle); seen = engine.completions()) engine.idle(seen);
+  engine.idle_until([&] { return engine.done(handle); });
 }
 
 TEST(Engine, AThreadWaitingOnTheCommunicationThreadSleepsWhenAskedTo) {
