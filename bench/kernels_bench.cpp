@@ -1,6 +1,7 @@
 // Google Benchmark of the measurements behind baton's kernel choices, at the thread count
 // OMP_NUM_THREADS gives: this core's FMA peak, direct vs Winograd 3x3 convolutions per channel
-// count, and baton's tiled max pooling vs oneDNN's. Rates are reported as FLOPS / bytes counters.
+// count, small-channel weight gradients per layout, and baton's tiled max pooling vs oneDNN's.
+// Rates are reported as FLOPS / bytes counters.
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 
@@ -9,6 +10,7 @@
 #include <functional>
 
 #include "layers/cpu/cpu_layers.hpp"
+#include "runtime/base/rng.hpp"
 #include "runtime/base/tensor.hpp"
 
 namespace {
@@ -87,14 +89,51 @@ BENCHMARK(Conv3x3)
     ->ArgNames({"channels", "pass", "winograd"})
     ->Unit(benchmark::kMillisecond);
 
-// Max pooling 2x2/2, forward then backward, on LeNet-5's first pooling (64x6x28x28 in nChw16c):
-// range(0) = 1 for baton's tiled kernel, 0 for oneDNN's primitives on the same layout.
+// The weight gradient of a 5x5 convolution to 16 channels on 64x14x14 images with range(0) input
+// channels (LeNet-5's conv2 has 6), its src and diff_dst in the layouts oneDNN picks (range(1) = 0,
+// hinted by the forward) or in nhwc (1): the choice behind conv2d's weight_grad_faster_in_nhwc.
+void ConvWeightGradSmallChannels(benchmark::State& state) {
+  const int64_t c = state.range(0), n = 64, oc = 16, side = 14, out = side - 4;
+  memory::dims image{n, c, side, side}, weights{oc, c, 5, 5}, output{n, oc, out, out}, bias{oc};
+  auto desc = [](const memory::dims& d, tag t) { return memory::desc(d, memory::data_type::f32, t); };
+  const tag act = state.range(1) ? tag::nhwc : tag::any;
+  const auto alg = dnnl::algorithm::convolution_direct;
+  dnnl::convolution_forward::primitive_desc fwd({dnnl::prop_kind::forward_training, alg, desc(image, tag::any),
+                                                 desc(weights, tag::any), desc(bias, tag::x), desc(output, tag::any),
+                                                 {1, 1}, {0, 0}, {0, 0}},
+                                                engine());
+  dnnl::convolution_backward_weights::primitive_desc pd({alg, desc(image, act), desc(weights, tag::any),
+                                                         desc(bias, tag::x), desc(output, act), {1, 1}, {0, 0}, {0, 0}},
+                                                        engine(), fwd);
+  std::unordered_map<int, memory> args;
+  for (int arg : {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS})
+    args.emplace(arg, memory(pd.query_md(dnnl::query::exec_arg_md, arg), engine()));
+  dnnl::primitive primitive(pd);
+  dnnl::stream stream(engine());
+  for (auto _ : state) {
+    primitive.execute(stream, args);
+    stream.wait();
+  }
+  state.SetLabel(pd.impl_info_str());
+  state.counters["FLOPS"] = benchmark::Counter(double(state.iterations()) * 2.0 * n * oc * out * out * c * 25,
+                                               benchmark::Counter::kIsRate);
+}
+BENCHMARK(ConvWeightGradSmallChannels)
+    ->ArgsProduct({{3, 6, 12, 24}, {0, 1}})
+    ->ArgNames({"in_channels", "nhwc"})
+    ->Unit(benchmark::kMicrosecond);
+
+// Max pooling 2x2/2, forward then backward, on LeNet-5's first pooling (64x6x28x28 in nChw16c)
+// with random values, so each window's winner is as unpredictable as in training: range(0) = 1
+// for baton's tiled kernel, 0 for oneDNN's primitives on the same layout.
 void MaxPool2x2(benchmark::State& state) {
   using namespace baton;
   using namespace baton::layers;
   const TensorSpec in = cpu::channel_blocked_spec({64, 6, 28, 28}, 16);
   const TensorSpec out = cpu::channel_blocked_spec({64, 6, 14, 14}, 16);
   Tensor x(in), y(out), dy(out), dx(in);
+  for (size_t i = 0; i < x.storage_floats(); ++i) x.data()[i] = uniform01(1, i) - 0.5f;
+  for (size_t i = 0; i < dy.storage_floats(); ++i) dy.data()[i] = uniform01(2, i) - 0.5f;
   std::function<void()> step;
   std::unique_ptr<Layer> tiled;
   dnnl::stream stream(engine());

@@ -1,10 +1,11 @@
 // Max pooling whose windows tile the image (kernel = stride, no padding) on nchw, nChw8c or
-// nChw16c data, as plain loops the compiler vectorises across the channel block. oneDNN's kernel
-// zero-fills the input gradient and then scatters into it; here every element is written once,
-// which made LeNet-5's first pooling 3-4x faster (bench/README). Other windows use oneDNN.
+// nChw16c data, one vector of the channel block at a time. It writes every input-gradient element
+// once (oneDNN zero-fills, then scatters) and takes the preceding ReLU into its passes; the
+// selects are vector blends, not branches a random winner mispredicts. Other windows use oneDNN.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "layers/cpu/cpu_layers.hpp"
@@ -56,44 +57,70 @@ class TiledMaxPool final : public Layer {
 
   int64_t planes() const { return in_[0] * ((in_[1] + block_ - 1) / block_); }  // (n, channel block) pairs
 
+  // The channel block as one vector (GCC and Clang vector extensions): comparisons and ?: on it
+  // are lane-wise, so a window's select compiles to a blend whatever the data.
+  template <int B>
+  struct LanesOf {
+    typedef float type __attribute__((vector_size(B * sizeof(float))));
+    typedef int32_t ints __attribute__((vector_size(B * sizeof(int32_t))));
+    typedef uint16_t halves __attribute__((vector_size(B * sizeof(uint16_t))));
+    typedef uint8_t bytes __attribute__((vector_size(B)));
+  };
+  template <int B>
+  using Lanes = typename LanesOf<B>::type;
+  template <int B>
+  using IntLanes = typename LanesOf<B>::ints;
+  template <int B>
+  using ByteLanes = typename LanesOf<B>::bytes;
+
+  // Bytes to ints through 16 bits: GCC 12 widens each step with one instruction but the direct
+  // conversion lane by lane.
+  template <int B>
+  static IntLanes<B> widen(const ByteLanes<B>& bytes) {
+    return __builtin_convertvector(__builtin_convertvector(bytes, typename LanesOf<B>::halves), IntLanes<B>);
+  }
+
+  template <int B>
+  static Lanes<B> load(const float* p) {
+    Lanes<B> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+
+  template <int B>
+  static void store(float* p, const Lanes<B>& v) {
+    std::memcpy(p, &v, sizeof v);
+  }
+
   // y = max over each window (then relu when absorbed); winners_ keeps the first maximum's index.
   template <int B, int K>
   void forward_blocked(const ForwardArgs& a) {
+    using V = Lanes<B>;
     const float* __restrict x = a.inputs[0]->data();
     float* __restrict y = a.output->data();
     uint8_t* __restrict won = winners_[a.slot].data();
     const int64_t H = in_[2], W = in_[3], Ho = out_[2], Wo = out_[3], k = K ? K : k_;
-    const bool relu = relu_;
+    const V floor = V{} + (relu_ ? 0.0f : -INFINITY);
 #pragma omp parallel for
     for (int64_t p = 0; p < planes(); ++p) {
       for (int64_t ho = 0; ho < Ho; ++ho) {
         for (int64_t wo = 0; wo < Wo; ++wo) {
           const float* window = x + ((p * H + ho * k) * W + wo * k) * B;
           const int64_t o = ((p * Ho + ho) * Wo + wo) * B;
-          float best[B], at[B];  // the index as float keeps the lane loops in one vector type
-#pragma omp simd
-          for (int l = 0; l < B; ++l) {
-            best[l] = window[l];
-            at[l] = 0.0f;
-          }
+          V best = load<B>(window);
+          IntLanes<B> at{};
           for (int64_t i = 0; i < k; ++i) {
             for (int64_t j = 0; j < k; ++j) {
-              const float* v = window + (i * W + j) * B;
-              const float here = float(i * k + j);
-#pragma omp simd
-              for (int l = 0; l < B; ++l) {
-                const bool better = v[l] > best[l];
-                best[l] = better ? v[l] : best[l];
-                at[l] = better ? here : at[l];
-              }
+              const V v = load<B>(window + (i * W + j) * B);
+              const auto better = v > best;
+              best = better ? v : best;
+              at = better ? IntLanes<B>{} + int32_t(i * k + j) : at;
             }
           }
-          const float floor = relu ? 0.0f : -INFINITY;
-#pragma omp simd
-          for (int l = 0; l < B; ++l) {
-            y[o + l] = std::max(best[l], floor);
-            won[o + l] = uint8_t(at[l]);
-          }
+          const auto above = best > floor;
+          store<B>(y + o, above ? best : floor);
+          const ByteLanes<B> winner = __builtin_convertvector(at, ByteLanes<B>);
+          std::memcpy(won + o, &winner, sizeof winner);
         }
       }
     }
@@ -102,6 +129,7 @@ class TiledMaxPool final : public Layer {
   // dx = dy at each window's winner (gated by relu when absorbed), zero elsewhere.
   template <int B, int K>
   void backward_blocked(const BackwardArgs& a) {
+    using V = Lanes<B>;
     const float* __restrict dy = a.grad_output->data();
     const float* __restrict y = a.output->data();
     float* __restrict dx = a.grad_inputs[0]->data();
@@ -113,24 +141,20 @@ class TiledMaxPool final : public Layer {
       float* plane = dx + p * H * W * B;
       // Rows and columns past the last whole window get no gradient.
       for (int64_t h = 0; h < H; ++h)
-        for (int64_t w = (h < Ho * k ? Wo * k : 0); w < W; ++w)
-          for (int l = 0; l < B; ++l) plane[(h * W + w) * B + l] = 0.0f;
+        for (int64_t w = (h < Ho * k ? Wo * k : 0); w < W; ++w) store<B>(plane + (h * W + w) * B, V{});
       for (int64_t ho = 0; ho < Ho; ++ho) {
         for (int64_t wo = 0; wo < Wo; ++wo) {
           const int64_t o = ((p * Ho + ho) * Wo + wo) * B;
           float* window = plane + (ho * k * W + wo * k) * B;
-          float grad[B], at[B];
-#pragma omp simd
-          for (int l = 0; l < B; ++l) {
-            grad[l] = !relu || y[o + l] > 0.0f ? dy[o + l] : 0.0f;
-            at[l] = float(won[o + l]);
-          }
+          const V out_grad = load<B>(dy + o);
+          const V grad = relu ? (load<B>(y + o) > 0.0f ? out_grad : V{}) : out_grad;
+          ByteLanes<B> winner;
+          std::memcpy(&winner, won + o, sizeof winner);
+          const IntLanes<B> at = widen<B>(winner);
           for (int64_t i = 0; i < k; ++i) {
             for (int64_t j = 0; j < k; ++j) {
-              float* g = window + (i * W + j) * B;
-              const float here = float(i * k + j);
-#pragma omp simd
-              for (int l = 0; l < B; ++l) g[l] = at[l] == here ? grad[l] : 0.0f;
+              const auto here = at == int32_t(i * k + j);
+              store<B>(window + (i * W + j) * B, here ? grad : V{});
             }
           }
         }
