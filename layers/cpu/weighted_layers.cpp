@@ -66,7 +66,10 @@ class WeightedLayer : public Layer {
 
   void backward_data(const BackwardArgs& a) override {
     if (a.grad_inputs[0] == nullptr) return;
-    const void* weights = backward_data_weights_.get(a.params.data, a.params.version);
+    // Where both passes want one layout, the forward's cache serves (no second reorder of the
+    // same version: VGG-16's 3x3 convolutions); it converts again only for another version.
+    CachedParam& cache = backward_data_weights_desc_ == forward_weights_desc_ ? forward_weights_ : backward_data_weights_;
+    const void* weights = cache.get(a.params.data, a.params.version);
     void* grad_input = a.grad_inputs[0]->data();
     execute(backward_data_, {{DNNL_ARG_DIFF_DST, wrap(data_diff_dst_, data_grad_output_.in(a.grad_output->data()))},
                              {DNNL_ARG_WEIGHTS, wrap(backward_data_weights_desc_, weights)},
